@@ -1,0 +1,159 @@
+"""The one place a request's credential becomes a `Principal`.
+
+Domains name their access as aliases built from `Authorize`, e.g.
+`ProjectsWrite = Annotated[Principal, Depends(Authorize(Scope.WRITE))]`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth import tokens
+from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
+from tenantry.auth.principal import Principal, Scope
+from tenantry.config import Settings
+from tenantry.context import tenant_id_var, user_id_var
+from tenantry.db import set_tenant_context
+from tenantry.deps import SessionDep
+from tenantry.errors import Forbidden, Unauthorized
+from tenantry.models import Plan, Role, TenantStatus
+
+# Session, user, membership and tenant in one round trip: the role is the membership's
+# role *now*, so a demotion or removal applies on the next request, not at token expiry.
+_USER_STATE = sa.text(
+    """
+    SELECT s.revoked_at, s.expires_at, u.is_active, u.is_superuser,
+           m.role, t.status, t.plan, t.deleted_at
+    FROM auth_sessions s
+    JOIN users u ON u.id = s.user_id
+    LEFT JOIN tenants t ON t.id = CAST(:tenant_id AS uuid)
+    LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = u.id
+    WHERE s.id = :session_id AND s.user_id = :user_id
+    """
+)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def read_credential(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        raise Unauthorized("Unsupported authorization scheme")
+    api_key = request.headers.get("x-api-key")
+    return api_key.strip() if api_key else None
+
+
+async def resolve_user(
+    session: AsyncSession, settings: Settings, token: str, request: Request
+) -> Principal:
+    try:
+        claims = tokens.decode_access_token(settings, token)
+    except tokens.InvalidToken:
+        raise Unauthorized("Invalid or expired token") from None
+    await set_tenant_context(session, claims.tenant_id, user_id=claims.user_id)
+    row = (
+        await session.execute(
+            _USER_STATE,
+            {
+                "session_id": claims.session_id,
+                "user_id": claims.user_id,
+                "tenant_id": str(claims.tenant_id) if claims.tenant_id else None,
+            },
+        )
+    ).first()
+    now = datetime.now(UTC)
+    if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
+        raise Unauthorized("Session is no longer valid")
+    role = None
+    plan = None
+    if claims.tenant_id is not None:
+        if row.status is None or row.deleted_at is not None:
+            raise Unauthorized("Tenant no longer exists")
+        if row.role is None:
+            raise Forbidden("You are no longer a member of this tenant")
+        if row.status == TenantStatus.SUSPENDED:
+            raise Forbidden("This tenant is suspended")
+        role = Role(row.role)
+        plan = Plan(row.plan)
+    return Principal(
+        user_id=claims.user_id,
+        tenant_id=claims.tenant_id,
+        role=role,
+        session_id=claims.session_id,
+        is_superuser=bool(row.is_superuser),
+        plan=plan,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+class Authorize:
+    """A dependency that resolves the principal and checks what the route needs.
+
+    `tenant=True` (the default) demands a tenant-bound credential; `scope` is checked
+    against API key scopes or, for users, the role (viewers only read); `min_role`
+    keeps a route to admins or owners and closes it to API keys; `superuser` keeps it
+    to platform operators.
+    """
+
+    def __init__(
+        self,
+        scope: Scope | None = None,
+        *,
+        min_role: Role | None = None,
+        tenant: bool = True,
+        superuser: bool = False,
+        api_keys: bool = True,
+    ) -> None:
+        self.scope = scope
+        self.min_role = min_role
+        self.tenant = tenant
+        self.superuser = superuser
+        self.api_keys = api_keys and not superuser and min_role in (None, Role.VIEWER)
+
+    async def __call__(self, request: Request, session: SessionDep) -> Principal:
+        settings: Settings = request.app.state.settings
+        credential = read_credential(request)
+        if credential is None:
+            raise Unauthorized()
+        if credential.startswith(API_KEY_PREFIX):
+            if not self.api_keys:
+                # A valid key is still checked first, so a bad key answers 401, not 403.
+                await resolve_api_key(session, settings, credential, request)
+                raise Forbidden("API keys cannot use this endpoint")
+            principal = await resolve_api_key(session, settings, credential, request)
+        else:
+            principal = await resolve_user(session, settings, credential, request)
+        request.state.principal = principal
+        tenant_id_var.set(str(principal.tenant_id) if principal.tenant_id else None)
+        user_id_var.set(str(principal.user_id) if principal.user_id else None)
+        self._check(principal)
+        return principal
+
+    def _check(self, principal: Principal) -> None:
+        if self.superuser and not principal.is_superuser:
+            raise Forbidden("Platform operators only")
+        if self.tenant and principal.tenant_id is None:
+            raise Forbidden("This endpoint needs a tenant; create one or switch to one")
+        if self.scope is not None and self.tenant and not principal.can(self.scope):
+            raise Forbidden(f"This credential lacks the '{self.scope.value}' permission")
+        if self.min_role is not None and (
+            principal.role is None or not principal.role.at_least(self.min_role)
+        ):
+            raise Forbidden(f"Requires the {self.min_role.value} role or higher")
+
+
+def user_id_of(principal: Principal) -> uuid.UUID:
+    if principal.user_id is None:
+        raise Forbidden("This endpoint needs a user, not an API key")
+    return principal.user_id

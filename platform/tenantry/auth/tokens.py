@@ -1,0 +1,112 @@
+"""Access tokens (JWT) and opaque secrets stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+
+from tenantry.config import Settings
+
+TokenType = Literal["access", "reset", "verify"]
+
+# Claims every token must carry; pyjwt would otherwise accept a token without `exp`.
+_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "type"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    role: str | None
+    session_id: uuid.UUID
+    jti: str
+    expires_at: int
+
+
+class InvalidToken(Exception):
+    """Any reason a token is not acceptable; callers answer one uniform 401."""
+
+
+def encode(settings: Settings, claims: dict[str, Any], *, ttl_seconds: int) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": secrets.token_urlsafe(12),
+        **claims,
+    }
+    return jwt.encode(payload, settings.secret_key.get_secret_value(), settings.jwt_algorithm)
+
+
+def decode(settings: Settings, token: str, *, expected_type: TokenType) -> dict[str, Any]:
+    """Verify signature, expiry, issuer, audience and type; the algorithm list is pinned."""
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if payload.get("type") != expected_type:
+        raise InvalidToken("wrong token type")
+    return payload
+
+
+def create_access_token(
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    role: str | None,
+    session_id: uuid.UUID,
+) -> str:
+    return encode(
+        settings,
+        {
+            "sub": str(user_id),
+            "tid": str(tenant_id) if tenant_id else None,
+            "role": role,
+            "sid": str(session_id),
+            "type": "access",
+        },
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    payload = decode(settings, token, expected_type="access")
+    try:
+        tid = payload.get("tid")
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            tenant_id=uuid.UUID(tid) if tid else None,
+            role=payload.get("role"),
+            session_id=uuid.UUID(payload["sid"]),
+            jti=str(payload["jti"]),
+            expires_at=int(payload["exp"]),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InvalidToken("malformed claims") from exc
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def hash_secret(settings: Settings, secret: str) -> str:
+    """Keyed hash (HMAC-SHA256) so a leaked table cannot be checked offline without the key."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,158 @@
+"""`tenantry dev | serve | worker | migrate`: one entry point for people, images and probes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Tenantry: a multi-tenant SaaS API platform.", no_args_is_help=True)
+
+
+def _alembic_config(url: str | None = None, app_role: str | None = None) -> object:
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parents[2]
+    ini = root / "alembic.ini"
+    config = Config(str(ini)) if ini.exists() else Config()
+    if not ini.exists():
+        config.set_main_option("script_location", str(root / "alembic"))
+    if url:
+        config.attributes["url"] = url
+    if app_role:
+        config.attributes["app_role"] = app_role
+    return config
+
+
+def run_migrations(url: str | None = None, app_role: str | None = None) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(url, app_role), "head")  # type: ignore[arg-type]
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the schema to head as the owner role, then grant the app role."""
+    run_migrations()
+    typer.echo("migrated to head")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
+) -> None:
+    """Run the API with uvicorn against DATABASE_URL and REDIS_URL."""
+    import uvicorn
+
+    from tenantry.config import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "tenantry.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        server_header=False,
+        log_config=None,
+    )
+
+
+@app.command()
+def worker(
+    check: Annotated[bool, typer.Option(help="Exit 0 if a worker is alive (for probes)")] = False,
+) -> None:
+    """Run an ARQ worker (or, with --check, probe a running one's health key)."""
+    from arq.worker import check_health, create_worker
+
+    # The CLI is the composition root: it may load the worker; the API never does.
+    settings_cls = importlib.import_module("workers.settings").WorkerSettings
+    if check:
+        raise typer.Exit(check_health(settings_cls))
+    create_worker(settings_cls).run()
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where embedded data lives")] = Path(".tenantry"),
+) -> None:
+    """Everything on one machine: embedded PostgreSQL and Valkey (unless DATABASE_URL /
+    REDIS_URL are set), migrations, the API on :8000 and a worker. Ctrl-C stops it all."""
+    from tenantry import embedded
+
+    env = dict(os.environ)
+    env.setdefault("ENVIRONMENT", "development")
+    services = None
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if "DATABASE_URL" not in env or "REDIS_URL" not in env:
+        typer.echo(f"starting embedded PostgreSQL and Valkey under {data_dir} …")
+        services = embedded.start(data_dir)
+        embedded.prepare(services)
+        env.setdefault("DATABASE_URL", services.database_url(embedded.APP_ROLE, "tenantry"))
+        env.setdefault("DATABASE_OWNER_URL", services.database_url(embedded.OWNER_ROLE, "tenantry"))
+        env.setdefault("REDIS_URL", services.redis_url)
+    env.setdefault("MAIL_SINK_DIR", str(data_dir / "mail"))
+    os.environ.update(env)
+
+    from tenantry.config import get_settings
+
+    get_settings.cache_clear()
+    run_migrations()
+    exe = [sys.executable, "-m", "tenantry.cli"]
+    procs = [
+        subprocess.Popen([*exe, "serve", "--port", str(port)], env=env),
+        subprocess.Popen([*exe, "worker"], env=env),
+    ]
+    typer.echo(
+        f"\nTenantry is up: http://127.0.0.1:{port}/api/docs  "
+        f"(health: /health/ready, mail: {env['MAIL_SINK_DIR']})\nCtrl-C stops everything.\n"
+    )
+    _supervise(procs)
+    if services is not None:
+        services.stop()
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for Ctrl-C (or any child to die), then stop every child gracefully."""
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

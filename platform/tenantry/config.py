@@ -1,0 +1,139 @@
+"""Settings from the environment (and `.env`), with the refusals production needs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# Values that ship in examples and must never sign production tokens.
+_KNOWN_WEAK_SECRETS = {"changethis", "secret", "change-me", "changeme", "dev-secret"}
+DEV_SECRET = "dev-only-insecure-secret-key-0123456789abcdef"  # noqa: S105  (refused in production)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform; names match API.md."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.DEVELOPMENT
+    project_name: str = "Tenantry"
+    public_url: str = "http://localhost:8000"
+
+    database_url: str = "postgresql+asyncpg://tenantry_app@127.0.0.1:5432/tenantry"
+    database_owner_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 5.0
+    db_connect_timeout: float = 5.0
+    db_statement_timeout_ms: int = 15_000
+    db_lock_timeout_ms: int = 5_000
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_socket_timeout: float = 0.5
+
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "tenantry"
+    jwt_audience: str = "tenantry-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "Tenantry <no-reply@tenantry.local>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+
+    # With no SMTP_HOST, development mail is written here as .eml files (never dropped).
+    mail_sink_dir: str | None = None
+
+    sentry_dsn: str | None = None
+    release: str | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    docs_enabled: bool | None = None
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 1024 * 1024
+
+    # `tenantry serve` refuses to start if the app role could bypass row-level security.
+    check_db_role: bool = True
+
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        # Operators write `CORS_ORIGINS=https://a,https://b`; JSON lists work too.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if (
+            len(secret.encode()) < 32
+            or secret == DEV_SECRET
+            or secret.lower() in _KNOWN_WEAK_SECRETS
+        ):
+            problems.append("SECRET_KEY must be a random value of at least 32 bytes")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must not contain '*'")
+        if self.docs_enabled:
+            problems.append("DOCS_ENABLED must be off")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def show_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return not self.is_production
+        return self.docs_enabled
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+    @property
+    def owner_url(self) -> str:
+        return self.database_owner_url or self.database_url
+
+    @property
+    def app_role(self) -> str:
+        """The role named in DATABASE_URL: the one migrations grant to."""
+        username = make_url(self.database_url).username
+        if not username:
+            raise ValueError("DATABASE_URL must name the app role")
+        return username
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

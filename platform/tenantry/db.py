@@ -1,0 +1,131 @@
+"""Engine, sessions and the per-transaction tenant context. No FastAPI here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tenantry.config import Settings
+
+# One statement sets every RLS input for the current transaction only (is_local=true),
+# so a pooled connection never carries one request's tenant into the next.
+_SET_CONTEXT = sa.text(
+    "SELECT set_config('app.tenant_id', :tenant_id, true),"
+    " set_config('app.user_id', :user_id, true)"
+)
+
+
+def create_engine(settings: Settings, *, url: str | None = None, **overrides: Any) -> AsyncEngine:
+    """An asyncpg engine whose every wait is bounded, so a hung database becomes a 503."""
+    connect_args = {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_statement_timeout_ms / 1000 + 5,
+        "server_settings": {
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "lock_timeout": str(settings.db_lock_timeout_ms),
+            "idle_in_transaction_session_timeout": "60000",
+            "application_name": "tenantry",
+        },
+    }
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "connect_args": connect_args,
+    }
+    options.update(overrides)
+    return create_async_engine(url or settings.database_url, **options)
+
+
+def create_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    # Objects stay readable after commit: responses are serialised after the unit of work ends.
+    return async_sessionmaker(
+        bind=bind,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+async def set_tenant_context(
+    session: AsyncSession,
+    tenant_id: uuid.UUID | None,
+    *,
+    user_id: uuid.UUID | None = None,
+) -> None:
+    """Scope row-level security to a tenant (and a user's own rows) for this transaction."""
+    await session.execute(
+        _SET_CONTEXT,
+        {
+            "tenant_id": str(tenant_id) if tenant_id else "",
+            "user_id": str(user_id) if user_id else "",
+        },
+    )
+
+
+class Database:
+    """The engine and its sessionmaker, built once per process."""
+
+    def __init__(self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]):
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        return cls(engine, create_sessionmaker(engine))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def session_scope(
+        self, tenant_id: uuid.UUID | None = None, *, user_id: uuid.UUID | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """One transaction for a job or a script: commit on success, roll back on error."""
+        async with self.sessionmaker() as session:
+            try:
+                await set_tenant_context(session, tenant_id, user_id=user_id)
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+
+_ROLE_CHECK = sa.text(
+    """
+    SELECT r.rolsuper, r.rolbypassrls,
+           (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relowner = r.oid AND n.nspname = 'public' AND c.relkind IN ('r', 'p'))
+             AS owned
+    FROM pg_roles r WHERE r.rolname = current_user
+    """
+)
+
+
+async def app_role_problems(engine: AsyncEngine) -> list[str]:
+    """Why this connection's role could escape row-level security (empty when it can't)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(_ROLE_CHECK)).one()
+    problems = []
+    if row.rolsuper:
+        problems.append("is a superuser")
+    if row.rolbypassrls:
+        problems.append("has BYPASSRLS")
+    if row.owned:
+        problems.append(f"owns {row.owned} table(s)")
+    return problems

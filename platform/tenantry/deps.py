@@ -1,0 +1,48 @@
+"""FastAPI side of the house: the unit of work and shared dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.config import Settings
+from tenantry.db import Database
+from tenantry.jobs import send_jobs, take_jobs
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed *before* the response is sent.
+
+    Declared with `scope="function"`, so FastAPI runs the code after `yield` as soon as
+    the handler returns: a failed commit becomes an error response, never a 200 for a
+    write that did not happen. Buffered jobs leave only after the commit.
+    """
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            take_jobs(session)
+            raise
+        await send_jobs(request.app.state.redis, take_jobs(session))
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> ArqRedis:
+    redis: ArqRedis = request.app.state.redis
+    return redis
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RedisDep = Annotated[ArqRedis, Depends(get_redis)]

@@ -1,0 +1,216 @@
+"""Typed errors that carry their HTTP status, and the problem+json handlers (RFC 9457).
+
+Services raise `AppError` subclasses; nothing outside endpoints raises HTTPException.
+Every path, including validation errors and crashes, answers problem+json without a
+trace or SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis import exceptions as redis_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+logger = logging.getLogger("tenantry.errors")
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://tenantry.dev/problems/"
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 400
+    title: ClassVar[str | None] = None
+    code: ClassVar[str] = "bad-request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        self.detail = detail or self.default_detail()
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+    def default_detail(self) -> str:
+        return self.title or HTTPStatus(self.status).phrase
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad-request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid credentials", **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not-found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class Gone(AppError):
+    status = 410
+    code = "gone"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload-too-large"
+
+
+class Unprocessable(AppError):
+    """A 422 raised by a service; `field` names the offending input like validation does."""
+
+    status = 422
+    code = "validation-error"
+
+    def __init__(self, detail: str, *, field: str | None = None, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        if field:
+            self.extra.setdefault("errors", [{"field": field, "message": detail}])
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "rate-limited"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, detail: str = "A dependency is unavailable; try again shortly", **kw: Any):
+        super().__init__(detail, **kw)
+        self.headers.setdefault("Retry-After", "5")
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + (code or phrase.lower().replace(" ", "-").replace("'", "")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _app_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem(
+        exc.status, exc.detail, title=exc.title, code=exc.code, headers=exc.headers, **exc.extra
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 304:
+        return Response(status_code=304, headers=exc.headers)
+    return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        message = str(err.get("msg", "Invalid value"))
+        # Pydantic prefixes custom validator messages; the rule itself reads better.
+        message = message.removeprefix("Value error, ")
+        errors.append({"field": _field_path(err.get("loc", ())), "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "Invalid request"
+    return problem(422, detail, title="Validation failed", code="validation-error", errors=errors)
+
+
+_UNAVAILABLE_SQLSTATES = {
+    "57014",  # query_canceled (statement_timeout)
+    "55P03",  # lock_not_available (lock_timeout)
+    "57P01",  # admin_shutdown
+    "57P03",  # cannot_connect_now
+    "53300",  # too_many_connections
+    "08000",
+    "08003",
+    "08006",
+    "08001",
+    "08004",
+}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the error means a dependency is down or too slow, not a bug."""
+    if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(
+            getattr(orig, "__cause__", None), "sqlstate", None
+        )
+        if sqlstate in _UNAVAILABLE_SQLSTATES:
+            return True
+        cause = getattr(orig, "__cause__", None)
+        return isinstance(cause, OSError | TimeoutError | ConnectionError)
+    return False
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):
+        logger.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
+        return problem(
+            503,
+            "A dependency is unavailable; try again shortly",
+            code="unavailable",
+            headers={"Retry-After": "5"},
+        )
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "An unexpected error occurred", code="internal-error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,51 @@
+"""Keyset pagination with opaque cursors: stable under inserts, O(limit) at any depth."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from tenantry.errors import Unprocessable
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PageParams(BaseModel):
+    limit: int
+    cursor: str | None
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100")] = 20,
+    cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """Opaque to clients: the sort key of the last row served, base64url JSON."""
+    raw = orjson.dumps(values, default=str)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, *, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        raise Unprocessable("Invalid cursor", field="query.cursor") from None
+    if not isinstance(values, list) or len(values) != size:
+        raise Unprocessable("Invalid cursor", field="query.cursor")
+    return values

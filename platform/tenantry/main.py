@@ -1,0 +1,97 @@
+"""create_app(): lifespan (engine, Redis), middleware, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from tenantry import __version__, health
+from tenantry.config import Settings, get_settings
+from tenantry.db import Database, app_role_problems
+from tenantry.errors import install_error_handlers
+from tenantry.middleware import HttpShellMiddleware
+from tenantry.redis_client import create_redis
+
+API_PREFIX = "/api/v1"
+
+
+def _operation_id(route: APIRoute) -> str:
+    """`projects-list`, not `list_projects_api_v1_projects_get`, in generated clients."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}".replace("_", "-")
+
+
+def api_router() -> APIRouter:
+    """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
+    return APIRouter(prefix=API_PREFIX)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+) -> FastAPI:
+    """Build the API. Tests pass their own `db` (bound to a rolled-back transaction)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_db = db is None
+        app.state.db = db or Database.from_settings(settings)
+        app.state.redis = create_redis(settings)
+        if settings.check_db_role:
+            problems = await app_role_problems(app.state.db.engine)
+            if problems:
+                raise RuntimeError(
+                    "refusing to start: the DATABASE_URL role "
+                    + ", ".join(problems)
+                    + "; connect as a plain app role (see README: Database roles)"
+                )
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            if own_db:
+                await app.state.db.dispose()
+
+    show_docs = settings.show_docs
+    app = FastAPI(
+        title=settings.project_name,
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json" if show_docs else None,
+        docs_url="/api/docs" if show_docs else None,
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+                "ETag",
+                "Location",
+            ],
+        )
+    # Outermost, so every response (CORS preflights and crashes included) carries the
+    # request id and security headers.
+    app.add_middleware(HttpShellMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    app.include_router(health.router)
+    app.include_router(api_router())
+    return app

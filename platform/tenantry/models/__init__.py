@@ -1,0 +1,27 @@
+"""Every table model, imported here so metadata and Alembic see all of them."""
+
+from tenantry.models.audit import AuditEvent
+from tenantry.models.auth_session import AuthSession
+from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
+from tenantry.models.membership import Membership, Role
+from tenantry.models.outbox import EmailOutbox, OutboxStatus
+from tenantry.models.tenant import Plan, Tenant, TenantStatus
+from tenantry.models.user import User
+
+__all__ = [
+    "GLOBAL_TABLES",
+    "AuditEvent",
+    "AuthSession",
+    "EmailOutbox",
+    "IDModel",
+    "Membership",
+    "OutboxStatus",
+    "Plan",
+    "Role",
+    "Tenant",
+    "TenantScoped",
+    "TenantStatus",
+    "Timestamped",
+    "User",
+    "metadata",
+]

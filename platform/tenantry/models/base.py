@@ -1,0 +1,52 @@
+"""Table model building blocks: naming convention, ids, timestamps, tenant scoping."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names make Alembic autogenerate diffs and downgrades predictable.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IDModel(SQLModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+
+
+class Timestamped(SQLModel):
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now(), "nullable": False},
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now(), "onupdate": utcnow, "nullable": False},
+    )
+
+
+class TenantScoped(SQLModel):
+    """Rows owned by one tenant; RLS in the database enforces the same boundary."""
+
+    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True, ondelete="CASCADE")
+
+
+# Tables that carry no tenant_id on purpose. tests/test_rls.py checks that every other
+# table has tenant_id with RLS enabled and forced, so a new table cannot slip through.
+GLOBAL_TABLES = frozenset({"tenants", "users", "auth_sessions", "email_outbox", "alembic_version"})

@@ -1,0 +1,5 @@
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.database",
+    "tests.fixtures.app",
+]

@@ -1,0 +1,1 @@
+"""ARQ workers: thin job functions over tenantry's services. Never imported by tenantry."""
