@@ -1,0 +1,40 @@
+"""Audit events: written by services in the same transaction as the action they record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth.principal import Principal
+from tenantry.models import AuditEvent
+
+
+class AuditService:
+    def record(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action: str,
+        *,
+        target_type: str | None = None,
+        target_id: object | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Record `action` (e.g. "project.created") by the principal in its tenant."""
+        event = AuditEvent(
+            tenant_id=principal.require_tenant(),
+            actor_user_id=principal.user_id,
+            actor_api_key_id=principal.api_key_id,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id) if target_id is not None else None,
+            ip=principal.ip,
+            user_agent=(principal.user_agent or "")[:400] or None,
+            data=data or {},
+        )
+        session.add(event)
+        return event
+
+
+audit = AuditService()
