@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from arq import func
+from arq import cron, func
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Function
@@ -14,7 +14,7 @@ from tenantry.config import get_settings
 from tenantry.db import Database
 from tenantry.jobs import QUEUE_NAME, Job, json_dumps, json_loads
 from tenantry.redis_client import create_redis
-from workers import system
+from workers import reports, system, usage
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -37,11 +37,27 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def _functions() -> list[Function | WorkerCoroutine]:
     return [
         func(system.ping, name=Job.PING.value, timeout=10, max_tries=3),
+        func(
+            reports.build,
+            name=Job.BUILD_REPORT.value,
+            timeout=reports.JOB_TIMEOUT,
+            max_tries=reports.MAX_TRIES,
+        ),
+    ]
+
+
+def _cron_jobs() -> list[Any]:
+    # `unique=True` (the default) makes ARQ take a per-run job id, so with several workers
+    # each cron tick runs once.
+    return [
+        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=30, max_tries=1),
+        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=50, max_tries=1),
     ]
 
 
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
+    cron_jobs: ClassVar[list[Any]] = _cron_jobs()
     queue_name = QUEUE_NAME
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup

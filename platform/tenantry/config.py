@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1024 * 1024
 
+    # Reports queued or running at once per tenant; more answer 429.
+    reports_max_in_flight: int = 5
+
     # `tenantry serve` refuses to start if the app role could bypass row-level security.
     check_db_role: bool = True
 

@@ -13,10 +13,9 @@ from tenantry import __version__, health
 from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
+from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.redis_client import create_redis
-
-API_PREFIX = "/api/v1"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -27,7 +26,11 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    return APIRouter(prefix=API_PREFIX)
+    from tenantry.reports.endpoints import router as reports
+
+    router = APIRouter(prefix=API_PREFIX)
+    router.include_router(reports)
+    return router
 
 
 def create_app(
