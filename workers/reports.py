@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
+from tenantry.config import get_settings
 from tenantry.jobs import QUEUE_NAME, Job
 from tenantry.models import Report, ReportStatus, User
 from tenantry.notifications.outbox import queue_email
@@ -31,7 +32,6 @@ from workers.retry import is_transient, retry_later
 logger = logging.getLogger("tenantry.worker.reports")
 
 MAX_TRIES = 4
-JOB_TIMEOUT = 120
 _SAFE_ERROR = "The report could not be built; it has been logged for the operators"
 
 
@@ -106,7 +106,7 @@ async def _fail(ctx: dict[str, Any], rid: uuid.UUID, tid: uuid.UUID) -> None:
 # Queued this long without starting, or running past the job timeout, means the job
 # was lost (Redis flushed, worker killed before ARQ could retry): enqueue it again.
 STALE_QUEUED = timedelta(seconds=60)
-STALE_RUNNING = timedelta(seconds=JOB_TIMEOUT + 60)
+STALE_RUNNING = timedelta(seconds=get_settings().report_job_timeout + 60)
 
 
 async def relay(ctx: dict[str, Any]) -> int:

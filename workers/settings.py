@@ -40,18 +40,20 @@ def _functions() -> list[Function | WorkerCoroutine]:
         func(
             reports.build,
             name=Job.BUILD_REPORT.value,
-            timeout=reports.JOB_TIMEOUT,
+            timeout=get_settings().report_job_timeout,
             max_tries=reports.MAX_TRIES,
         ),
     ]
 
 
+# ARQ re-runs a killed worker's job once its in-progress key expires, after the LONGEST
+# timeout of any function or cron job + 10 s: keep every timeout here short.
 def _cron_jobs() -> list[Any]:
     # `unique=True` (the default) makes ARQ take a per-run job id, so with several workers
     # each cron tick runs once.
     return [
-        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=30, max_tries=1),
-        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=50, max_tries=1),
+        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=10, max_tries=1),
+        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=10, max_tries=1),
     ]
 
 

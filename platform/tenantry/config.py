@@ -70,6 +70,8 @@ class Settings(BaseSettings):
 
     # Reports queued or running at once per tenant; more answer 429.
     reports_max_in_flight: int = 5
+    # ARQ retries a killed worker's job after the longest job timeout + 10 s, so keep it short.
+    report_job_timeout: int = 60
 
     # `tenantry serve` refuses to start if the app role could bypass row-level security.
     check_db_role: bool = True
