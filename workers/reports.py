@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from tenantry.config import get_settings
-from tenantry.jobs import QUEUE_NAME, Job
+from tenantry.jobs import Job
 from tenantry.models import Report, ReportStatus, User
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
@@ -133,7 +133,6 @@ async def relay(ctx: dict[str, Any]) -> int:
         await redis.enqueue_job(
             Job.BUILD_REPORT.value,
             _job_id=report_job_id(row.id),
-            _queue_name=QUEUE_NAME,
             report_id=str(row.id),
             tenant_id=str(row.tenant_id),
         )

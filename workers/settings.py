@@ -12,7 +12,7 @@ from arq.worker import Function
 
 from tenantry.config import get_settings
 from tenantry.db import Database
-from tenantry.jobs import QUEUE_NAME, Job, json_dumps, json_loads
+from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.redis_client import create_redis
 from workers import reports, system, usage
 
@@ -60,7 +60,7 @@ def _cron_jobs() -> list[Any]:
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
     cron_jobs: ClassVar[list[Any]] = _cron_jobs()
-    queue_name = QUEUE_NAME
+    queue_name = get_settings().queue_name
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup
     on_shutdown = shutdown

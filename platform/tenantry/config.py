@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout: float = 0.5
+    # The ARQ queue (a Redis sorted set). Distinct names let deployments or test runs
+    # share one Redis database without taking each other's jobs.
+    queue_name: str = "tenantry:queue"
 
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_algorithm: str = "HS256"

@@ -199,6 +199,8 @@ class TestBuild:
         await record_call(redis, other.id)
         location = await self.request(client, owner, kind="usage", format="json", params=RANGE)
         await run_worker()
+        status = (await client.get(location, headers=owner.headers)).json()
+        assert status["status"] == "succeeded", status
         body = json.loads((await client.get(f"{location}/download", headers=owner.headers)).content)
         by_day = {item["date"]: item["calls"] for item in body["items"]}
         assert len(by_day) == 3
