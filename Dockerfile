@@ -61,6 +61,8 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     PROMETHEUS_MULTIPROC_DIR=/run/prometheus
 
 USER 10001:10001
+# No HEALTHCHECK: the same image runs the API, workers and migrations, which are probed
+# differently (Kubernetes probes in the chart, per-service healthchecks in compose.yaml).
 # 8000: the API (and its /metrics); 9100: a worker's /metrics and /health.
 EXPOSE 8000 9100
 ENTRYPOINT ["tenantry"]

@@ -97,31 +97,20 @@ class TestInstalledMigrate:
         assert str(site.parent) in result.stderr
         assert ALEMBIC_INI_ENV in result.stderr
 
-    @pytest.mark.parametrize("found_by", ["working directory", ALEMBIC_INI_ENV])
-    def test_upgrades_a_fresh_database_to_head(
-        self,
-        found_by: str,
-        site: Path,
-        app_dir: Path,
-        tmp_path_factory: pytest.TempPathFactory,
-        test_services: fixtures.TestServices,
+    def test_finds_the_working_directory_and_upgrades_to_head(
+        self, site: Path, app_dir: Path, test_services: fixtures.TestServices
     ) -> None:
-        env: dict[str, str] = {}
-        cwd = app_dir
-        if found_by == ALEMBIC_INI_ENV:
-            env[ALEMBIC_INI_ENV] = str(app_dir / "alembic.ini")
-            cwd = tmp_path_factory.mktemp("elsewhere")
+        # (The image's TENANTRY_ALEMBIC_INI path is replayed in tests/deploy/test_dockerfile.py.)
         admin = test_services.admin_dsn
         database = f"tenantry_cli_{uuid.uuid4().hex[:10]}"
         asyncio.run(embedded.ensure_roles_and_database(admin, database))
         try:
             result = _run_installed(
                 site,
-                cwd,
+                app_dir,
                 "migrate",
                 DATABASE_URL=fixtures._url_for(admin, embedded.APP_ROLE, database),
                 DATABASE_OWNER_URL=fixtures._url_for(admin, embedded.OWNER_ROLE, database),
-                **env,
             )
             assert result.returncode == 0, result.stderr
             assert "migrated to head" in result.stdout

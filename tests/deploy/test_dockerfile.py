@@ -239,6 +239,9 @@ def _image_env(image: dict[str, Path], **extra: str) -> dict[str, str]:
         if key == "PATH":
             continue
         env[key] = value.replace("/app", str(image["workdir"]))
+    # The image ships compiled bytecode (UV_COMPILE_BYTECODE); the replay skips that step,
+    # so let the first run write it instead of recompiling in every process.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(image["workdir"] / "prometheus")
     Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(exist_ok=True)
     env.update(extra)

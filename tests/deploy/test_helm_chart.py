@@ -91,6 +91,10 @@ class TestRender:
             assert meta["labels"]["app.kubernetes.io/instance"] == m.RELEASE
             assert meta["labels"]["app.kubernetes.io/part-of"] == "tenantry"
 
+    def test_validates_against_a_current_kubernetes(self) -> None:
+        major, minor, *_ = (int(part) for part in m.KUBERNETES_VERSION.split("."))
+        assert (major, minor) >= (1, 34)
+
     def test_lint_is_clean(self, case: str) -> None:
         report = helm.lint(m.CHART, _values(case), strict=True, kube_version="v1.30.0")
         assert report["errors"] == []
