@@ -114,14 +114,15 @@ class InstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
         self.inprogress = _InProgress()  # type: ignore[assignment]
 
 
-def observe_pool(pool: Pool) -> None:
-    """Copy the pool's counters into the gauges (cheap attribute reads)."""
+def observe_pool(pool: Pool, *, returning: int = 0) -> None:
+    """Copy the pool's counters into the gauges (cheap attribute reads). `returning`
+    is a connection being checked in: the event fires before the pool counts it back."""
     if not isinstance(pool, QueuePool):
         return
     size = pool.size()
     DB_POOL_SIZE.set(size)
     DB_POOL_MAX.set(size + max(pool._max_overflow, 0))
-    DB_POOL_CHECKED_OUT.set(pool.checkedout())
+    DB_POOL_CHECKED_OUT.set(max(pool.checkedout() - returning, 0))
     DB_POOL_OVERFLOW.set(max(pool.overflow(), 0))
     DB_POOL_WAITING.set(_waiters(pool))
 
@@ -139,12 +140,17 @@ def watch_pool(engine: AsyncEngine) -> None:
     so each uvicorn worker's share is current even when another worker serves the scrape."""
     pool = engine.sync_engine.pool
 
-    def _changed(*_: Any) -> None:
+    def _checkout(*_: Any) -> None:
         observe_pool(pool)
 
-    for name in ("checkout", "checkin"):
-        if not event.contains(pool, name, _changed):
-            event.listen(pool, name, _changed)
+    def _checkin(*_: Any) -> None:
+        observe_pool(pool, returning=1)
+
+    if getattr(pool, "_tenantry_watched", False):
+        return
+    event.listen(pool, "checkout", _checkout)
+    event.listen(pool, "checkin", _checkin)
+    pool._tenantry_watched = True  # type: ignore[attr-defined]
     observe_pool(pool)
 
 
@@ -166,7 +172,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             return problem(
                 401, "A valid metrics token is required", headers={"WWW-Authenticate": "Bearer"}
             )
-        observe_pool(request.app.state.db.engine.sync_engine.pool)
         await check_readiness(request.app.state.db, request.app.state.redis)
+        observe_pool(request.app.state.db.engine.sync_engine.pool)
         body, content_type = await run_in_threadpool(render_latest)
         return Response(body, media_type=content_type)

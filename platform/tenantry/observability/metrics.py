@@ -143,8 +143,11 @@ DEPENDENCY_UP = Gauge(
 PLANS = ("free", "pro", "enterprise")
 EMAIL_OUTCOMES = ("sent", "retried", "dead")
 JOB_OUTCOMES = ("success", "failure", "retry", "timeout", "cancelled")
-LOGIN_OUTCOMES = ("success", "failure")
-RATE_LIMIT_RULE_API = "api"
+LOGIN_OUTCOMES = ("success", "invalid_credentials")
+# The per-tenant API rule (tenantry.ratelimit); 429s by plan are its refusals.
+RATE_LIMIT_RULE_TENANT = "tenant"
+CACHES = ("project", "projects", "task", "tasks")
+CACHE_RESULTS = ("hit", "miss", "bypass")
 DEPENDENCIES = ("postgres", "redis")
 
 
@@ -156,8 +159,11 @@ def init_known_series(job_functions: Iterable[str] = ()) -> None:
         LOGINS.labels(outcome)
     for plan in PLANS:
         for decision in ("allowed", "refused"):
-            RATE_LIMIT_DECISIONS.labels(RATE_LIMIT_RULE_API, plan, decision)
-    RATE_LIMIT_FAIL_OPEN.labels(RATE_LIMIT_RULE_API)
+            RATE_LIMIT_DECISIONS.labels(RATE_LIMIT_RULE_TENANT, plan, decision)
+    RATE_LIMIT_FAIL_OPEN.labels(RATE_LIMIT_RULE_TENANT)
+    for cache in CACHES:
+        for result in CACHE_RESULTS:
+            CACHE_REQUESTS.labels(cache, result)
     for dependency in DEPENDENCIES:
         DEPENDENCY_UP.labels(dependency)
     for function in job_functions:
