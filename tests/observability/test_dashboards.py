@@ -32,8 +32,20 @@ DASHBOARDS = ROOT / "helm" / "tenantry" / "files" / "dashboards"
 ALERTS = ROOT / "helm" / "tenantry" / "files" / "alerts.yaml"
 
 _KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "and", "or", "unless", "offset", "inf", "nan", "atan2",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
 }
 
 
@@ -57,9 +69,7 @@ def metric_names(expr: str) -> set[str]:
 def exported(text: str) -> set[str]:
     """Sample names with at least one sample (`x_total`, `x_bucket`, `x_sum`, …)."""
     return {
-        sample.name
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }
 
 
@@ -89,12 +99,14 @@ def missing(queries: Iterator[tuple[str, str]], names: set[str]) -> dict[str, se
 class TestMetricNames:
     def test_extracts_selectors(self) -> None:
         expr = (
-            'histogram_quantile(0.99, sum by (le, handler) (rate('
+            "histogram_quantile(0.99, sum by (le, handler) (rate("
             'http_request_duration_seconds_bucket{handler!~"/metrics|none"}[$__rate_interval])))'
-            ' / on (instance) group_left tenantry_ready > 0.5 and tenantry_queue_depth offset 5m'
+            " / on (instance) group_left tenantry_ready > 0.5 and tenantry_queue_depth offset 5m"
         )
         assert metric_names(expr) == {
-            "http_request_duration_seconds_bucket", "tenantry_ready", "tenantry_queue_depth"
+            "http_request_duration_seconds_bucket",
+            "tenantry_ready",
+            "tenantry_queue_depth",
         }
 
     def test_labels_and_strings_are_not_names(self) -> None:

@@ -81,10 +81,14 @@ class TestJobMetrics:
         count = sample("tenantry_job_duration_seconds_count", function="test.succeed")
         await redis.enqueue_job("test.succeed", tenant_id="t-123", _queue_name=QUEUE_NAME)
         await run_burst(settings)
-        assert sample("tenantry_jobs_total", function="test.succeed", outcome="success") == before + 1
+        assert (
+            sample("tenantry_jobs_total", function="test.succeed", outcome="success") == before + 1
+        )
         assert sample("tenantry_job_duration_seconds_count", function="test.succeed") == count + 1
 
-    async def test_job_context_carries_tenant_and_id(self, settings: Settings, redis: ArqRedis) -> None:
+    async def test_job_context_carries_tenant_and_id(
+        self, settings: Settings, redis: ArqRedis
+    ) -> None:
         job = await redis.enqueue_job("test.succeed", tenant_id="t-456", _queue_name=QUEUE_NAME)
         assert job is not None
         await run_burst(settings)
@@ -104,14 +108,20 @@ class TestJobMetrics:
         await redis.enqueue_job("test.retry", _queue_name=QUEUE_NAME)
         await run_burst(settings)
         assert sample("tenantry_job_retries_total", function="test.retry") == retries + 1
-        assert sample("tenantry_jobs_total", function="test.retry", outcome="retry") == retry_runs + 1
-        assert sample("tenantry_jobs_total", function="test.retry", outcome="success") == successes + 1
+        assert (
+            sample("tenantry_jobs_total", function="test.retry", outcome="retry") == retry_runs + 1
+        )
+        assert (
+            sample("tenantry_jobs_total", function="test.retry", outcome="success") == successes + 1
+        )
 
     async def test_timeout_is_counted(self, settings: Settings, redis: ArqRedis) -> None:
         before = sample("tenantry_jobs_total", function="test.sleepy", outcome="timeout")
         await redis.enqueue_job("test.sleepy", _queue_name=QUEUE_NAME)
         await run_burst(settings)
-        assert sample("tenantry_jobs_total", function="test.sleepy", outcome="timeout") == before + 1
+        assert (
+            sample("tenantry_jobs_total", function="test.sleepy", outcome="timeout") == before + 1
+        )
         assert sample("tenantry_jobs_in_progress") == 0
 
 
@@ -145,7 +155,9 @@ class TestQueueGauges:
 @pytest.fixture
 async def server(redis: ArqRedis) -> AsyncIterator[MetricsServer]:
     main_task = asyncio.get_running_loop().create_future()
-    srv = MetricsServer(redis=redis, queue_name=QUEUE_NAME, main_task=None, host="127.0.0.1", port=0)
+    srv = MetricsServer(
+        redis=redis, queue_name=QUEUE_NAME, main_task=None, host="127.0.0.1", port=0
+    )
     await srv.start()
     yield srv
     await srv.stop()
@@ -166,7 +178,9 @@ class TestMetricsServer:
         assert response.status_code == 200
         assert response.json()["status"] == "healthy"
 
-    async def test_health_503_when_redis_down(self, server: MetricsServer, settings: Settings) -> None:
+    async def test_health_503_when_redis_down(
+        self, server: MetricsServer, settings: Settings
+    ) -> None:
         server.redis = create_redis(settings, url="redis://127.0.0.1:1/0")
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{server.port}/health")
@@ -198,13 +212,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_worker_process_serves_metrics_and_health(settings: Settings, redis: ArqRedis) -> None:
+async def test_worker_process_serves_metrics_and_health(
+    settings: Settings, redis: ArqRedis
+) -> None:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "WORKER_METRICS_PORT": str(port),
-           "WORKER_METRICS_HOST": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "WORKER_METRICS_PORT": str(port),
+        "WORKER_METRICS_HOST": "127.0.0.1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "tenantry.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         job = await redis.enqueue_job(Job.PING.value, _queue_name=QUEUE_NAME)

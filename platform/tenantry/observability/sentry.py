@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -117,6 +118,16 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
         return False
     if sentry_sdk.get_client().is_active() and transport is None:
         return True
+    with warnings.catch_warnings():
+        # sentry-sdk 2.7x deprecates send_default_pii for `data_collection`; False is
+        # also what the new option resolves to, and it stays readable in the options.
+        warnings.filterwarnings("ignore", "The send_default_pii option", DeprecationWarning)
+        _init(settings, transport)
+    sentry_sdk.get_global_scope().set_tag("component", component)
+    return True
+
+
+def _init(settings: Settings, transport: Transport | None) -> None:
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.environment.value,
@@ -141,8 +152,6 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
         before_breadcrumb=before_breadcrumb,
         transport=transport,
     )
-    sentry_sdk.get_global_scope().set_tag("component", component)
-    return True
 
 
 def capture_exception(exc: BaseException) -> None:
