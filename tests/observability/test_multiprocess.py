@@ -20,7 +20,7 @@ from tenantry.config import Settings
 from tests.observability.test_worker import free_port
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "tenantry serve exited"
@@ -52,14 +52,17 @@ def test_two_workers_share_metrics_and_log_json(settings: Settings, tmp_path: Pa
     )
     try:
         _wait_ready(base, proc)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while len(list(metrics_dir.glob("counter_*.db"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.3)  # the second worker process is still starting
-        before = _count(httpx.get(f"{base}/metrics").text)
+        before = _count(httpx.get(f"{base}/metrics", timeout=30).text)
         # A new connection each time, so both worker processes serve some of them.
         for _ in range(30):
-            assert httpx.get(f"{base}/api/v1/nowhere?token=query-secret-123").status_code == 404
-        after = _count(httpx.get(f"{base}/metrics").text)
+            assert (
+                httpx.get(f"{base}/api/v1/nowhere?token=query-secret-123", timeout=30).status_code
+                == 404
+            )
+        after = _count(httpx.get(f"{base}/metrics", timeout=30).text)
         files = sorted(metrics_dir.glob("counter_*.db"))
         per_process = [
             _count_metrics(MultiProcessCollector.merge([str(f)], accumulate=True)) for f in files
