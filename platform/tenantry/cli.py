@@ -81,9 +81,15 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
 ) -> None:
     """Run the API with uvicorn against DATABASE_URL and REDIS_URL."""
+    from tenantry.observability import multiprocess
+
+    # Before anything imports prometheus_client, in this process and the workers it spawns.
+    multiprocess.prepare(workers)
+
     import uvicorn
 
     from tenantry.config import get_settings
+    from tenantry.observability.logging import logging_config
 
     settings = get_settings()
     uvicorn.run(
@@ -96,7 +102,9 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         server_header=False,
-        log_config=None,
+        # Applied in every worker process; tenantry.access replaces uvicorn's access log.
+        log_config=logging_config(settings, component="api"),
+        access_log=False,
     )
 
 
@@ -105,6 +113,16 @@ def worker(
     check: Annotated[bool, typer.Option(help="Exit 0 if a worker is alive (for probes)")] = False,
 ) -> None:
     """Run an ARQ worker (or, with --check, probe a running one's health key)."""
+    # One process: the in-memory registry, never files shared with an API in the same box.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from tenantry.config import get_settings
+    from tenantry.observability.logging import configure_logging
+    from tenantry.observability.sentry import init_sentry
+
+    settings = get_settings()
+    configure_logging(settings, component="worker")
+    # Before create_worker is imported: Sentry's ARQ integration patches it.
+    init_sentry(settings, component="worker")
     from arq.worker import check_health, create_worker
 
     # The CLI is the composition root: it may load the worker; the API never does.
@@ -139,9 +157,12 @@ def dev(
     os.environ.update(env)
 
     from tenantry.config import get_settings
+    from tenantry.observability.logging import configure_logging
 
     get_settings.cache_clear()
     run_migrations()
+    # After the migrations: alembic.ini installs its own logging while they run.
+    configure_logging(get_settings(), component="dev")
     exe = [sys.executable, "-m", "tenantry.cli"]
     procs = [
         subprocess.Popen([*exe, "serve", "--port", str(port)], env=env),

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
 
     sentry_dsn: str | None = None
     release: str | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    # When set, GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
+    # The worker's own /metrics and /health; 0 picks a free port (tests).
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    worker_metrics_host: str = "0.0.0.0"  # noqa: S104  (a pod's probe port)
 
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     docs_enabled: bool | None = None

@@ -44,6 +44,9 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
         "pool_timeout": settings.db_pool_timeout,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
+        # Statement parameters (emails, token hashes) stay out of error messages, so out
+        # of logs and Sentry too.
+        "hide_parameters": True,
         "connect_args": connect_args,
     }
     options.update(overrides)

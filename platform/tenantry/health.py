@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tenantry.db import Database
+from tenantry.observability.metrics import DEPENDENCY_UP, READY
 
 router = APIRouter(tags=["health"])
 
@@ -38,17 +39,25 @@ async def _postgres(db: Database) -> None:
         await conn.execute(sa.text("SELECT 1"))
 
 
-@router.get("/health/ready", operation_id="health-ready")
-async def ready(request: Request) -> JSONResponse:
-    """Readiness: PostgreSQL and Redis answer; 503 names the failing check."""
-    db: Database = request.app.state.db
+async def check_readiness(db: Database, redis: Any) -> dict[str, dict[str, Any]]:
+    """Both checks at once, each bounded; the result also feeds `tenantry_ready`."""
     checks = dict(
         zip(
             ("postgres", "redis"),
-            await asyncio.gather(_timed(_postgres(db)), _timed(request.app.state.redis.ping())),
+            await asyncio.gather(_timed(_postgres(db)), _timed(redis.ping())),
             strict=True,
         )
     )
+    for name, check in checks.items():
+        DEPENDENCY_UP.labels(name).set(1 if check["status"] == "ok" else 0)
+    READY.set(1 if all(c["status"] == "ok" for c in checks.values()) else 0)
+    return checks
+
+
+@router.get("/health/ready", operation_id="health-ready")
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: PostgreSQL and Redis answer; 503 names the failing check."""
+    checks = await check_readiness(request.app.state.db, request.app.state.redis)
     failing = [name for name, check in checks.items() if check["status"] != "ok"]
     healthy = not failing
     body = {"status": "ready" if healthy else "unavailable", "checks": checks}
@@ -59,8 +68,7 @@ async def ready(request: Request) -> JSONResponse:
             "type": "https://tenantry.dev/problems/unavailable",
             "title": "Service Unavailable",
             "status": 503,
-            "detail": "Not ready: "
-            + ", ".join(k for k, v in checks.items() if v["status"] != "ok"),
+            "detail": "Not ready: " + ", ".join(failing),
             **body,
         },
         status_code=503,

@@ -15,6 +15,9 @@ from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
+from tenantry.observability import http as http_metrics
+from tenantry.observability.multiprocess import mark_process_dead
+from tenantry.observability.sentry import init_sentry
 from tenantry.redis_client import create_redis
 
 
@@ -40,6 +43,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. Tests pass their own `db` (bound to a rolled-back transaction)."""
     settings = settings or get_settings()
+    init_sentry(settings, component="api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,12 +58,14 @@ def create_app(
                     + ", ".join(problems)
                     + "; connect as a plain app role (see README: Database roles)"
                 )
+        http_metrics.watch_pool(app.state.db.engine)
         try:
             yield
         finally:
             await app.state.redis.aclose()
             if own_db:
                 await app.state.db.dispose()
+            mark_process_dead()
 
     show_docs = settings.show_docs
     app = FastAPI(
@@ -94,6 +100,8 @@ def create_app(
     # Outermost, so every response (CORS preflights and crashes included) carries the
     # request id and security headers.
     app.add_middleware(HttpShellMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outside the shell, so metrics and the access log see the status the client got.
+    http_metrics.install(app, settings)
 
     app.include_router(health.router)
     app.include_router(api_router())

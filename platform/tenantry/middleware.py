@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.context import request_id_var, tenant_id_var, user_id_var
 from tenantry.errors import is_unavailable, problem
+from tenantry.observability.sentry import capture_exception
 
 logger = logging.getLogger("tenantry.http")
 
@@ -95,10 +96,16 @@ class HttpShellMiddleware:
                     headers={"Retry-After": "5"},
                 )
             else:
+                # Reported here, while the request's tenant is still in context; the
+                # log line below is the same exception, which Sentry deduplicates.
+                capture_exception(exc)
                 logger.exception("unhandled error")
                 response = problem(500, "An unexpected error occurred", code="internal-error")
             await response(scope, receive, send_wrapper)
         finally:
+            # Kept for the access log and metrics, which finish outside this middleware.
+            scope["state"]["tenant_id"] = tenant_id_var.get()
+            scope["state"]["user_id"] = user_id_var.get()
             request_id_var.reset(token)
             tenant_id_var.reset(tenant_token)
             user_id_var.reset(user_token)

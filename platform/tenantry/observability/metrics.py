@@ -1,11 +1,29 @@
 """Our own metrics, defined once so every domain increments the same series.
 
 Labels are bounded by design: never a tenant id, user id or raw path.
+
+Every metric here is created at import, once per process: apps built repeatedly (tests)
+share them instead of re-registering. Under several uvicorn workers the values live in
+`PROMETHEUS_MULTIPROC_DIR` (see `observability.multiprocess`); each gauge names how the
+processes' values combine.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+    multiprocess,
+)
 
 LOGINS = Counter("tenantry_logins_total", "Login attempts by outcome", ["outcome"])
 
@@ -46,3 +64,123 @@ QUEUE_OLDEST_AGE = Gauge(
     "Age of the oldest job waiting in the queue",
     multiprocess_mode="livemax",
 )
+QUEUE_DEFERRED = Gauge(
+    "tenantry_queue_deferred",
+    "Jobs in the queue scheduled for later (deferred or backing off before a retry)",
+    multiprocess_mode="livemax",
+)
+JOBS_IN_PROGRESS = Gauge(
+    "tenantry_jobs_in_progress", "Jobs running in this worker", multiprocess_mode="livesum"
+)
+
+# --- HTTP (recorded by the instrumentator middleware, see observability.http) -----------
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by method, route template and status code",
+    ["method", "handler", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by method and route template",
+    ["method", "handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10),
+)
+HTTP_REQUEST_SIZE = Summary(
+    "http_request_size_bytes", "Request body bytes (Content-Length) by route template", ["handler"]
+)
+HTTP_RESPONSE_SIZE = Summary(
+    "http_response_size_bytes",
+    "Response body bytes (Content-Length; 0 when streamed) by route template",
+    ["handler"],
+)
+HTTP_IN_PROGRESS = Gauge(
+    "http_requests_inprogress",
+    "HTTP requests being served",
+    ["method", "handler"],
+    multiprocess_mode="livesum",
+)
+
+# --- Dependencies, refreshed when /metrics is scraped (and on pool activity) -------------
+
+DB_POOL_SIZE = Gauge(
+    "tenantry_db_pool_size", "Connections the pool keeps open", multiprocess_mode="livesum"
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "tenantry_db_pool_checked_out",
+    "Connections in use (checked out of the pool)",
+    multiprocess_mode="livesum",
+)
+DB_POOL_OVERFLOW = Gauge(
+    "tenantry_db_pool_overflow",
+    "Connections open beyond the pool size (up to DB_MAX_OVERFLOW)",
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "tenantry_db_pool_max",
+    "Most connections the pool may open (size + max overflow)",
+    multiprocess_mode="livesum",
+)
+DB_POOL_WAITING = Gauge(
+    "tenantry_db_pool_waiting",
+    "Requests waiting for a connection because the pool is exhausted",
+    multiprocess_mode="livesum",
+)
+READY = Gauge(
+    "tenantry_ready",
+    "1 when PostgreSQL and Redis answer the readiness checks, else 0",
+    multiprocess_mode="mostrecent",
+)
+DEPENDENCY_UP = Gauge(
+    "tenantry_dependency_up",
+    "1 when a dependency answered its last check, else 0",
+    ["dependency"],
+    multiprocess_mode="mostrecent",
+)
+
+# Label values that dashboards and alerts query; created at zero so the series exist
+# (and queries return 0, not "no data") before the first event.
+PLANS = ("free", "pro", "enterprise")
+EMAIL_OUTCOMES = ("sent", "retried", "dead")
+JOB_OUTCOMES = ("success", "failure", "retry", "timeout", "cancelled")
+LOGIN_OUTCOMES = ("success", "invalid_credentials")
+# The per-tenant API rule (tenantry.ratelimit); 429s by plan are its refusals.
+RATE_LIMIT_RULE_TENANT = "tenant"
+CACHES = ("project", "projects", "task", "tasks")
+CACHE_RESULTS = ("hit", "miss", "bypass")
+DEPENDENCIES = ("postgres", "redis")
+
+
+def init_known_series(job_functions: Iterable[str] = ()) -> None:
+    """Create the zero-valued series that dashboards and alerts rely on."""
+    for outcome in EMAIL_OUTCOMES:
+        EMAILS.labels(outcome)
+    for outcome in LOGIN_OUTCOMES:
+        LOGINS.labels(outcome)
+    for plan in PLANS:
+        for decision in ("allowed", "refused"):
+            RATE_LIMIT_DECISIONS.labels(RATE_LIMIT_RULE_TENANT, plan, decision)
+    RATE_LIMIT_FAIL_OPEN.labels(RATE_LIMIT_RULE_TENANT)
+    for cache in CACHES:
+        for result in CACHE_RESULTS:
+            CACHE_REQUESTS.labels(cache, result)
+    for dependency in DEPENDENCIES:
+        DEPENDENCY_UP.labels(dependency)
+    for function in job_functions:
+        JOB_DURATION.labels(function)
+        JOB_RETRIES.labels(function)
+        for outcome in JOB_OUTCOMES:
+            JOBS.labels(function, outcome)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text: every process's values when several share the directory."""
+    registry: CollectorRegistry = REGISTRY
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,299 @@
+"""Structured logs: one JSON object per line in production, readable lines in development.
+
+Every record passes `RedactingFilter` on its way to our handler, so a password, token,
+API key or secret that a careless `logger.info("%s", body)` lets through is masked in
+the message, the arguments, the traceback and any `extra` field.
+
+`logging_config()` is a `dictConfig` dict so uvicorn can apply it in every worker
+process it spawns (`tenantry serve --workers N`); `configure_logging()` applies it here.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from tenantry.config import Settings
+from tenantry.context import job_id_var, request_id_var, tenant_id_var, user_id_var
+
+REDACTED = "[REDACTED]"
+
+# Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings,
+# dict reprs, `extra` fields). Matched case-insensitively as a whole key name.
+SENSITIVE_KEYS = (
+    "password",
+    "new_password",
+    "current_password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "secret_key",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "x-api-key",
+    "x_api_key",
+    "key",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "session",
+    "smtp_password",
+)
+_KEYS = "|".join(re.escape(k) for k in sorted(SENSITIVE_KEYS, key=len, reverse=True))
+_SENSITIVE_KEY = re.compile(rf"^(?:{_KEYS})$", re.IGNORECASE)
+
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # "password": "…" in JSON and 'password': '…' in Python reprs.
+    (
+        re.compile(rf"""(["'])({_KEYS})\1(\s*:\s*)(["'])(?:\\.|(?!\4).)*\4""", re.IGNORECASE),
+        rf"\1\2\1\3\4{REDACTED}\4",
+    ),
+    # Header lines: `Authorization: Bearer x`, `X-API-Key: tnt_…`, `Cookie: a=b; c=d`.
+    (
+        re.compile(r"\b(authorization|x-api-key|cookie|set-cookie)(\s*[:=]\s*)[^\r\n]+", re.I),
+        rf"\1\2{REDACTED}",
+    ),
+    # Query strings and forms: ?token=…&password=….
+    (re.compile(rf"(?<![\w-])({_KEYS})=([^&\s\"'<>]+)", re.IGNORECASE), rf"\1={REDACTED}"),
+    # Credentials by their shape, wherever they appear.
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1 {REDACTED}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\btnt_[A-Za-z0-9_-]+"), f"tnt_{REDACTED}"),
+    # Passwords inside URLs: scheme://user:password@host.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE), rf"\1{REDACTED}@"),
+]
+
+
+def redact(text: str) -> str:
+    """Mask every secret we can recognise by its key or its shape."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_value(key: str, value: Any) -> Any:
+    if _SENSITIVE_KEY.match(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value("", v) for v in value]
+    return value
+
+
+# Attributes every LogRecord has; anything else came in through `extra=`.
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
+
+
+class RedactingFilter(logging.Filter):
+    """Formats the message and traceback once, masked, before any formatter sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                setattr(record, key, redact_value(key, value))
+        record._redacted = True
+        return True
+
+
+class ContextFilter(logging.Filter):
+    """Stamps the request, tenant, user and job of the current context on every record."""
+
+    def __init__(self, component: str = "api") -> None:
+        super().__init__()
+        self.component = component
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in (
+            ("request_id", request_id_var),
+            ("tenant_id", tenant_id_var),
+            ("user_id", user_id_var),
+            ("job_id", job_id_var),
+        ):
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
+        record.component = self.component
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in vars(record).items()
+        if k not in _RECORD_ATTRS and not k.startswith("_") and v is not None
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log shippers (Loki, CloudWatch, ELK) index."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return orjson.dumps(entry, default=str).decode()
+
+
+class DevFormatter(logging.Formatter):
+    """`12:00:01 INFO  tenantry.access  GET /api/v1/projects 200 3.1ms  rid=… tenant=…`."""
+
+    _SHOWN = ("request_id", "tenant_id", "user_id", "job_id")
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        context = " ".join(
+            f"{name.removesuffix('_id')}={value}"
+            for name in self._SHOWN
+            if (value := getattr(record, name, None))
+        )
+        line = f"{clock} {record.levelname:<7} {record.name}  {record.getMessage()}"
+        if context:
+            line += f"  [{context}]"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+# Loggers that are noisy at INFO or could print statement parameters when LOG_LEVEL=DEBUG.
+_QUIET = {
+    "uvicorn.access": "WARNING",  # replaced by tenantry.access (route templates, no query)
+    "sqlalchemy.engine": "WARNING",
+    "sqlalchemy.pool": "WARNING",
+    "asyncio": "WARNING",
+    "httpx": "WARNING",
+    "httpcore": "WARNING",
+    "aiosmtplib": "WARNING",
+    "watchfiles": "WARNING",
+}
+
+
+def logging_config(
+    settings: Settings, *, component: str = "api", json: bool | None = None
+) -> dict[str, Any]:
+    use_json = settings.json_logs if json is None else json
+    formatter = JsonFormatter if use_json else DevFormatter
+    level = settings.log_level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "context": {"()": ContextFilter, "component": component},
+            "redact": {"()": RedactingFilter},
+        },
+        "formatters": {"default": {"()": formatter}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["context", "redact"],
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+        "loggers": {
+            # uvicorn's own loggers carry their own handlers unless told to propagate.
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            **{
+                name: {"level": quiet, "handlers": [], "propagate": True}
+                for name, quiet in _QUIET.items()
+            },
+        },
+    }
+
+
+def configure_logging(
+    settings: Settings,
+    *,
+    component: str = "api",
+    json: bool | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Install our one handler on the root logger (replacing any previous one)."""
+    config = logging_config(settings, component=component, json=json)
+    if stream is not None:
+        config["handlers"]["default"]["stream"] = stream
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+
+
+access_logger = logging.getLogger("tenantry.access")
+# Probes and scrapes arrive every few seconds; they stay out of INFO logs.
+_QUIET_ROUTES = frozenset({"/health", "/health/ready", "/metrics"})
+
+
+def log_request(
+    *,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    latency_ms: float,
+    request_id: str | None,
+    tenant_id: str | None,
+    user_id: str | None,
+) -> None:
+    """The one line each request leaves: route template, never the raw query string."""
+    level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+    if status >= 500:
+        level = logging.WARNING
+    if not access_logger.isEnabledFor(level):
+        return
+    access_logger.log(
+        level,
+        "%s %s %d %.1fms",
+        method,
+        route,
+        status,
+        latency_ms,
+        extra={
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "latency_ms": round(latency_ms, 2),
+            "request_id": request_id,
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+        },
+    )

@@ -1,0 +1,204 @@
+"""Every metric a dashboard panel or an alert rule queries is really exported.
+
+The API's /metrics is read after traffic, the worker's from a running `tenantry worker`
+after a job; a panel or rule naming a metric that neither exports fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from tenantry.config import Settings
+from tenantry.jobs import Job
+from tenantry.redis_client import create_redis
+from tests.observability.test_worker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = ROOT / "helm" / "tenantry" / "files" / "dashboards"
+ALERTS = ROOT / "helm" / "tenantry" / "files" / "alerts.yaml"
+
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, labels, keywords,
+    durations and Grafana variables are not metric names)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\$\{?\w+\}?", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def exported(text: str) -> set[str]:
+    """Sample names with at least one sample (`x_total`, `x_bucket`, `x_sum`, …)."""
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
+
+
+def dashboard_queries(path: Path) -> Iterator[tuple[str, str]]:
+    board = json.loads(path.read_text())
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+
+
+def alert_queries() -> Iterator[tuple[str, str]]:
+    document = yaml.safe_load(ALERTS.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            yield rule.get("alert") or rule["record"], rule["expr"]
+
+
+def missing(queries: Iterator[tuple[str, str]], names: set[str]) -> dict[str, set[str]]:
+    gaps: dict[str, set[str]] = {}
+    for title, expr in queries:
+        absent = metric_names(expr) - names
+        if absent:
+            gaps.setdefault(title, set()).update(absent)
+    return gaps
+
+
+class TestMetricNames:
+    def test_extracts_selectors(self) -> None:
+        expr = (
+            "histogram_quantile(0.99, sum by (le, handler) (rate("
+            'http_request_duration_seconds_bucket{handler!~"/metrics|none"}[$__rate_interval])))'
+            " / on (instance) group_left tenantry_ready > 0.5 and tenantry_queue_depth offset 5m"
+        )
+        assert metric_names(expr) == {
+            "http_request_duration_seconds_bucket",
+            "tenantry_ready",
+            "tenantry_queue_depth",
+        }
+
+    def test_labels_and_strings_are_not_names(self) -> None:
+        assert metric_names('sum(rate(x_total{outcome="dead_total"}[5m])) > 1e3') == {"x_total"}
+
+    def test_unknown_metric_is_reported(self) -> None:
+        queries = iter([("Bogus panel", "sum(rate(tenantry_nonexistent_total[5m]))")])
+        assert missing(queries, {"http_requests_total"}) == {
+            "Bogus panel": {"tenantry_nonexistent_total"}
+        }
+
+
+@pytest.fixture(scope="module")
+async def worker_metrics(settings: Settings) -> AsyncIterator[str]:
+    """/metrics of a real `tenantry worker` after it has run a job."""
+    redis = create_redis(settings)
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "WORKER_METRICS_PORT": str(port),
+        "WORKER_METRICS_HOST": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tenantry.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        job = await redis.enqueue_job(Job.PING.value)
+        assert job is not None
+        await job.result(timeout=60)
+        async with httpx.AsyncClient() as client:
+            yield (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        await redis.aclose()
+
+
+@pytest.fixture
+async def api_metrics(app: FastAPI, redis: ArqRedis) -> str:
+    """/metrics of the API after a little traffic (success, 404, 422, 405)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/health")
+        await client.get("/health/ready")
+        await client.get("/api/v1/nothing")
+        await client.delete("/health")
+        return (await client.get("/metrics")).text
+
+
+def _show(gaps: dict[str, set[str]]) -> str:
+    return "; ".join(f"{title!r} queries {sorted(names)}" for title, names in gaps.items())
+
+
+class TestDashboards:
+    def test_every_panel_has_a_query(self) -> None:
+        for path in DASHBOARDS.glob("*.json"):
+            board = json.loads(path.read_text())
+            assert board["uid"] and board["panels"]
+            for panel in board["panels"]:
+                assert panel.get("targets"), f"{path.name}: {panel['title']} has no query"
+                assert all(t["expr"].strip() for t in panel["targets"])
+
+    def test_api_dashboard_queries_exported_metrics(self, api_metrics: str) -> None:
+        gaps = missing(dashboard_queries(DASHBOARDS / "api.json"), exported(api_metrics))
+        assert not gaps, _show(gaps)
+
+    def test_workers_dashboard_queries_exported_metrics(self, worker_metrics: str) -> None:
+        gaps = missing(dashboard_queries(DASHBOARDS / "workers.json"), exported(worker_metrics))
+        assert not gaps, _show(gaps)
+
+
+class TestAlerts:
+    def test_rules_are_well_formed(self) -> None:
+        document: dict[str, Any] = yaml.safe_load(ALERTS.read_text())
+        alerts = {rule["alert"]: rule for g in document["groups"] for rule in g["rules"]}
+        # The conditions operators asked to be woken for.
+        assert {
+            "TenantryHighErrorRatio",
+            "TenantryHighLatencyP99",
+            "TenantryQueueBacklog",
+            "TenantryEmailsDead",
+            "TenantryNotReady",
+        } <= alerts.keys()
+        for rule in alerts.values():
+            assert rule["labels"]["severity"] in {"warning", "critical"}
+            assert rule["annotations"]["summary"]
+
+    def test_rules_query_exported_metrics(self, api_metrics: str, worker_metrics: str) -> None:
+        names = exported(api_metrics) | exported(worker_metrics)
+        gaps = missing(alert_queries(), names)
+        assert not gaps, _show(gaps)
