@@ -27,7 +27,13 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    return APIRouter(prefix=API_PREFIX)
+    from tenantry.sessions.endpoints import router as sessions_router
+    from tenantry.users.endpoints import router as users_router
+
+    router = APIRouter(prefix=API_PREFIX)
+    router.include_router(users_router)
+    router.include_router(sessions_router)
+    return router
 
 
 def create_app(
