@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from arq import func
+from arq import cron, func
 from arq.connections import RedisSettings
+from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function
 
@@ -14,13 +15,14 @@ from tenantry.config import get_settings
 from tenantry.db import Database
 from tenantry.jobs import QUEUE_NAME, Job, json_dumps, json_loads
 from tenantry.redis_client import create_redis
-from workers import system
+from workers import emails, system
 
 logger = logging.getLogger("tenantry.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    # Tests pass their own settings in `Worker(ctx=...)`; processes read the environment.
+    settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     ctx["db"] = Database.from_settings(settings)
     # A client with our timeouts for job code; ctx["redis"] is ARQ's own pool.
@@ -37,11 +39,27 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def _functions() -> list[Function | WorkerCoroutine]:
     return [
         func(system.ping, name=Job.PING.value, timeout=10, max_tries=3),
+        # The send is bounded by 2 × SMTP_TIMEOUT; the row's lease outlasts this timeout.
+        func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=60, max_tries=3, keep_result=60),
+    ]
+
+
+def _cron_jobs() -> list[CronJob]:
+    every = max(1, min(60, get_settings().email_relay_interval_seconds))
+    return [
+        cron(
+            emails.relay,
+            name=Job.RELAY_OUTBOX.value,
+            second=set(range(0, 60, every)),
+            run_at_startup=True,
+            timeout=60,
+        ),
     ]
 
 
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
+    cron_jobs: ClassVar[list[CronJob]] = _cron_jobs()
     queue_name = QUEUE_NAME
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup
