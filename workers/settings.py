@@ -44,7 +44,8 @@ def _functions() -> list[Function | WorkerCoroutine]:
     ]
 
 
-def _cron_jobs() -> list[CronJob]:
+def cron_jobs() -> list[CronJob]:
+    """Fresh CronJob objects: ARQ keeps each one's next run time on the object itself."""
     every = max(1, min(60, get_settings().email_relay_interval_seconds))
     return [
         cron(
@@ -59,7 +60,7 @@ def _cron_jobs() -> list[CronJob]:
 
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
-    cron_jobs: ClassVar[list[CronJob]] = _cron_jobs()
+    cron_jobs: ClassVar[list[CronJob]] = cron_jobs()
     queue_name = QUEUE_NAME
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup

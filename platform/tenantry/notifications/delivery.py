@@ -16,9 +16,10 @@ connection per email in flight and still not make delivery exactly-once. Two wor
 never send the same row, because the claim is atomic and the lease outlasts a send.
 The one duplicate left is the window API.md names: the SMTP server accepted the message
 and the worker died (or lost the database) before step 3 committed; the row stays
-pending, its lease runs out, the relay re-enqueues it and it is sent again. Each message
-carries `Message-ID: <outbox id@tenantry>`, so a receiving system can drop that
-duplicate.
+pending, its lease runs out, the relay re-enqueues it and it is sent again. (A timeout
+waiting for the server's answer to DATA is the same ambiguity from the other side, so
+keep SMTP_TIMEOUT generous.) Each message carries `Message-ID: <outbox id@tenantry>`,
+so a receiving system can drop such a duplicate.
 """
 
 from __future__ import annotations
