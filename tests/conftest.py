@@ -2,5 +2,6 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.database",
     "tests.fixtures.app",
+    "tests.fixtures.worker",
     "tests.fixtures.smtp",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import LockError
 
-from tenantry.jobs import QUEUE_NAME, Job
+from tenantry.jobs import Job
 from tenantry.notifications.delivery import Outcome, email_delivery, job_id
 from workers.context import ctx_db, ctx_settings
 
@@ -23,14 +23,14 @@ async def deliver(ctx: dict[str, Any], outbox_id: str) -> str:
     row_id = uuid.UUID(outbox_id)
     result = await email_delivery.deliver(ctx_db(ctx), ctx_settings(ctx), row_id)
     if result.outcome is Outcome.RETRIED and result.retry_in is not None:
-        # If this enqueue is lost, the relay finds the row once it is due.
+        # If this enqueue is lost, the relay finds the row once it is due. ARQ's own pool
+        # sends to this worker's queue (QUEUE_NAME).
         redis: ArqRedis = ctx["redis"]
         await redis.enqueue_job(
             Job.DELIVER_EMAIL.value,
             outbox_id=outbox_id,
             _job_id=job_id(row_id, result.attempts),
             _defer_by=result.retry_in,
-            _queue_name=QUEUE_NAME,
         )
     return result.outcome.value
 
@@ -52,7 +52,6 @@ async def relay(ctx: dict[str, Any]) -> int:
                 Job.DELIVER_EMAIL.value,
                 outbox_id=str(due.id),
                 _job_id=job_id(due.id, due.attempts),
-                _queue_name=QUEUE_NAME,
             )
             enqueued += job is not None
         if enqueued:

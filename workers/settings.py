@@ -13,9 +13,9 @@ from arq.worker import Function
 
 from tenantry.config import get_settings
 from tenantry.db import Database
-from tenantry.jobs import QUEUE_NAME, Job, json_dumps, json_loads
+from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.redis_client import create_redis
-from workers import emails, system
+from workers import emails, reports, system, usage
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -39,21 +39,37 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def _functions() -> list[Function | WorkerCoroutine]:
     return [
         func(system.ping, name=Job.PING.value, timeout=10, max_tries=3),
-        # The send is bounded by 2 × SMTP_TIMEOUT; the row's lease outlasts this timeout.
-        func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=60, max_tries=3, keep_result=60),
+        func(
+            reports.build,
+            name=Job.BUILD_REPORT.value,
+            timeout=get_settings().report_job_timeout,
+            max_tries=reports.MAX_TRIES,
+        ),
+        # A send is bounded by 2 × SMTP_TIMEOUT (20 s by default); the row's claim lease
+        # (EMAIL_CLAIM_LEASE_SECONDS) outlasts this timeout.
+        func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=30, max_tries=3, keep_result=60),
     ]
 
 
+# ARQ re-runs a killed worker's job once its in-progress key expires, after the LONGEST
+# timeout of any function or cron job + 10 s: keep every timeout here short.
 def cron_jobs() -> list[CronJob]:
-    """Fresh CronJob objects: ARQ keeps each one's next run time on the object itself."""
+    """Fresh CronJob objects (ARQ keeps each one's next run time on the object itself).
+
+    `unique=True` (the default) makes ARQ take a per-run job id, so with several workers
+    each cron tick runs once.
+    """
     every = max(1, min(60, get_settings().email_relay_interval_seconds))
     return [
+        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=10, max_tries=1),
+        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=10, max_tries=1),
         cron(
             emails.relay,
             name=Job.RELAY_OUTBOX.value,
             second=set(range(0, 60, every)),
             run_at_startup=True,
-            timeout=60,
+            timeout=10,
+            max_tries=1,
         ),
     ]
 
@@ -61,7 +77,7 @@ def cron_jobs() -> list[CronJob]:
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
     cron_jobs: ClassVar[list[CronJob]] = cron_jobs()
-    queue_name = QUEUE_NAME
+    queue_name = get_settings().queue_name
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup
     on_shutdown = shutdown

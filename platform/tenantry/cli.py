@@ -20,14 +20,39 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Tenantry: a multi-tenant SaaS API platform.", no_args_is_help=True)
 
 
+ALEMBIC_INI_ENV = "TENANTRY_ALEMBIC_INI"
+
+
+class MigrationsNotFound(FileNotFoundError):
+    """No alembic.ini where `tenantry migrate` looks for one."""
+
+
+def find_alembic_ini() -> Path:
+    """Where the migrations live: `$TENANTRY_ALEMBIC_INI`, else the source checkout this
+    module sits in, else `./alembic.ini`.
+
+    An installed (non-editable) package lives in site-packages, far from alembic.ini, so
+    the image copies the migrations into its WORKDIR and names them in the environment.
+    Guessing wrong would migrate nothing, so a miss says where we looked.
+    """
+    explicit = os.environ.get(ALEMBIC_INI_ENV)
+    if explicit:
+        ini = Path(explicit).expanduser()
+        if not ini.is_file():
+            raise MigrationsNotFound(f"{ALEMBIC_INI_ENV}={explicit} is not a file")
+        return ini.resolve()
+    candidates = [Path(__file__).resolve().parents[2] / "alembic.ini", Path.cwd() / "alembic.ini"]
+    for ini in candidates:
+        if ini.is_file():
+            return ini.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise MigrationsNotFound(f"no alembic.ini at {looked}; set {ALEMBIC_INI_ENV}")
+
+
 def _alembic_config(url: str | None = None, app_role: str | None = None) -> object:
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parents[2]
-    ini = root / "alembic.ini"
-    config = Config(str(ini)) if ini.exists() else Config()
-    if not ini.exists():
-        config.set_main_option("script_location", str(root / "alembic"))
+    config = Config(str(find_alembic_ini()))
     if url:
         config.attributes["url"] = url
     if app_role:
@@ -44,7 +69,11 @@ def run_migrations(url: str | None = None, app_role: str | None = None) -> None:
 @app.command()
 def migrate() -> None:
     """Upgrade the schema to head as the owner role, then grant the app role."""
-    run_migrations()
+    try:
+        run_migrations()
+    except MigrationsNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo("migrated to head")
 
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout: float = 0.5
+    # The ARQ queue (a Redis sorted set). Distinct names let deployments or test runs
+    # share one Redis database without taking each other's jobs.
+    queue_name: str = "tenantry:queue"
 
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_algorithm: str = "HS256"
@@ -96,6 +99,11 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1024 * 1024
+
+    # Reports queued or running at once per tenant; more answer 429.
+    reports_max_in_flight: int = 5
+    # ARQ retries a killed worker's job after the longest job timeout + 10 s, so keep it short.
+    report_job_timeout: int = 60
 
     # `tenantry serve` refuses to start if the app role could bypass row-level security.
     check_db_role: bool = True

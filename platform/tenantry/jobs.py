@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger("tenantry.jobs")
 
-QUEUE_NAME = "tenantry:queue"
-
 
 class Job(StrEnum):
     PING = "system.ping"
@@ -94,7 +92,6 @@ async def send_jobs(pool: ArqRedis | None, jobs: list[PendingJob]) -> None:
                 job.name,
                 _job_id=job.job_id,
                 _defer_by=job.defer_by,
-                _queue_name=QUEUE_NAME,
                 **job.kwargs,
             )
         except Exception:

@@ -13,10 +13,9 @@ from tenantry import __version__, health
 from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
+from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.redis_client import create_redis
-
-API_PREFIX = "/api/v1"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -27,12 +26,14 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    from tenantry.sessions.endpoints import router as sessions_router
-    from tenantry.users.endpoints import router as users_router
+    from tenantry.reports.endpoints import router as reports
+    from tenantry.sessions.endpoints import router as sessions
+    from tenantry.users.endpoints import router as users
 
     router = APIRouter(prefix=API_PREFIX)
-    router.include_router(users_router)
-    router.include_router(sessions_router)
+    router.include_router(users)
+    router.include_router(sessions)
+    router.include_router(reports)
     return router
 
 

@@ -6,7 +6,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
 from tenantry.config import Settings
-from tenantry.jobs import QUEUE_NAME, json_dumps, json_loads
+from tenantry.jobs import json_dumps, json_loads
 
 
 def create_redis(settings: Settings, *, url: str | None = None) -> ArqRedis:
@@ -26,5 +26,5 @@ def create_redis(settings: Settings, *, url: str | None = None) -> ArqRedis:
         pool,
         job_serializer=json_dumps,
         job_deserializer=json_loads,
-        default_queue_name=QUEUE_NAME,
+        default_queue_name=settings.queue_name,
     )

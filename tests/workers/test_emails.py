@@ -35,6 +35,7 @@ async def run_worker(settings: Settings) -> None:
     worker = create_worker(
         WorkerSettings,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=settings.queue_name,
         burst=True,
         poll_delay=0.05,
         handle_signals=False,
@@ -116,7 +117,7 @@ class TestRelay:
             )
             row.next_attempt_at = datetime.now(UTC) - timedelta(minutes=5)
             session.info.pop("jobs", None)
-        assert await redis.zcard("tenantry:queue") == 0
+        assert await redis.zcard(settings.queue_name) == 0
         await run_worker(settings.model_copy(update=smtp.settings_overrides()))
         assert len(smtp.recorder.to("lost@example.com")) == 1
         assert (await _statuses(db))["lost@example.com"] == "sent"

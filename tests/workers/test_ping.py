@@ -11,12 +11,12 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import create_worker
 
 from tenantry.config import Settings
-from tenantry.jobs import QUEUE_NAME, Job
+from tenantry.jobs import Job
 from workers.settings import WorkerSettings
 
 
 async def test_ping_round_trip_in_process(settings: Settings, redis: ArqRedis) -> None:
-    job = await redis.enqueue_job(Job.PING.value, message="hello", _queue_name=QUEUE_NAME)
+    job = await redis.enqueue_job(Job.PING.value, message="hello")
     assert job is not None
     # Jobs are JSON, not pickle: the queued payload is readable by anything.
     raw = await redis.get(f"arq:job:{job.job_id}")
@@ -25,6 +25,7 @@ async def test_ping_round_trip_in_process(settings: Settings, redis: ArqRedis) -
     worker = create_worker(
         WorkerSettings,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=settings.queue_name,
         burst=True,
         poll_delay=0.05,
         handle_signals=False,
@@ -39,8 +40,8 @@ async def test_ping_round_trip_in_process(settings: Settings, redis: ArqRedis) -
 
 
 async def test_double_enqueue_with_job_id_runs_once(redis: ArqRedis) -> None:
-    first = await redis.enqueue_job(Job.PING.value, _job_id="ping-once", _queue_name=QUEUE_NAME)
-    second = await redis.enqueue_job(Job.PING.value, _job_id="ping-once", _queue_name=QUEUE_NAME)
+    first = await redis.enqueue_job(Job.PING.value, _job_id="ping-once")
+    second = await redis.enqueue_job(Job.PING.value, _job_id="ping-once")
     assert first is not None
     assert second is None
 
@@ -54,9 +55,7 @@ async def test_worker_process_reports_health(settings: Settings, redis: ArqRedis
         stderr=subprocess.DEVNULL,
     )
     try:
-        job = await redis.enqueue_job(
-            Job.PING.value, message="from-process", _queue_name=QUEUE_NAME
-        )
+        job = await redis.enqueue_job(Job.PING.value, message="from-process")
         assert job is not None
         result = await job.result(timeout=30)
         assert result["message"] == "from-process"

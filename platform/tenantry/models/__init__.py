@@ -5,11 +5,20 @@ from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
+from tenantry.models.report import (
+    ApiUsageDaily,
+    Report,
+    ReportChunk,
+    ReportFormat,
+    ReportKind,
+    ReportStatus,
+)
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
 
 __all__ = [
     "GLOBAL_TABLES",
+    "ApiUsageDaily",
     "AuditEvent",
     "AuthSession",
     "EmailOutbox",
@@ -17,6 +26,11 @@ __all__ = [
     "Membership",
     "OutboxStatus",
     "Plan",
+    "Report",
+    "ReportChunk",
+    "ReportFormat",
+    "ReportKind",
+    "ReportStatus",
     "Role",
     "Tenant",
     "TenantScoped",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -18,6 +20,26 @@ SQLModel.metadata.naming_convention = {
 }
 
 metadata = SQLModel.metadata
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class StrEnumType(sa.types.TypeDecorator[E]):
+    """A VARCHAR that loads back as its StrEnum, so `row.status is Status.X` holds and
+    adding an enum member needs no migration (no native PostgreSQL enum)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int = 20) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 def utcnow() -> datetime:

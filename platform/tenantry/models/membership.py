@@ -6,7 +6,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from tenantry.models.base import IDModel, TenantScoped, Timestamped
+from tenantry.models.base import IDModel, StrEnumType, TenantScoped, Timestamped
 
 
 class Role(StrEnum):
@@ -33,4 +33,4 @@ class Membership(IDModel, TenantScoped, Timestamped, table=True):
     __table_args__ = (sa.UniqueConstraint("tenant_id", "user_id"),)
 
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
-    role: Role = Field(sa_type=sa.String(20))
+    role: Role = Field(sa_type=StrEnumType(Role))

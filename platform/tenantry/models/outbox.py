@@ -7,7 +7,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from tenantry.models.base import IDModel, Timestamped, utcnow
+from tenantry.models.base import IDModel, StrEnumType, Timestamped, utcnow
 
 
 class OutboxStatus(StrEnum):
@@ -38,10 +38,7 @@ class EmailOutbox(IDModel, Timestamped, table=True):
     subject: str = Field(max_length=300)
     text_body: str = Field(sa_type=sa.Text)
     html_body: str | None = Field(default=None, sa_type=sa.Text)
-    status: OutboxStatus = Field(
-        default=OutboxStatus.PENDING,
-        sa_type=sa.String(20),
-    )
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=StrEnumType(OutboxStatus))
     attempts: int = 0
     next_attempt_at: datetime = Field(
         default_factory=utcnow,

@@ -6,7 +6,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from tenantry.models.base import IDModel, Timestamped
+from tenantry.models.base import IDModel, StrEnumType, Timestamped
 
 
 class Plan(StrEnum):
@@ -27,11 +27,8 @@ class Tenant(IDModel, Timestamped, table=True):
 
     name: str = Field(max_length=200)
     slug: str = Field(max_length=63, unique=True)
-    plan: Plan = Field(default=Plan.FREE, sa_type=sa.String(20))
-    status: TenantStatus = Field(
-        default=TenantStatus.ACTIVE,
-        sa_type=sa.String(20),
-    )
+    plan: Plan = Field(default=Plan.FREE, sa_type=StrEnumType(Plan))
+    status: TenantStatus = Field(default=TenantStatus.ACTIVE, sa_type=StrEnumType(TenantStatus))
     # Set when the owner deletes the tenant; the purge job removes the rest.
     deleted_at: datetime | None = Field(
         default=None,

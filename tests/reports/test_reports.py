@@ -1,0 +1,343 @@
+"""Reports end to end: the API queues, a real ARQ worker builds, the API streams it back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from arq.connections import ArqRedis
+
+from tenantry.config import Settings
+from tenantry.db import Database
+from tenantry.models import AuditEvent, EmailOutbox, Report, ReportChunk, Role, Tenant
+from tenantry.usage import record_call
+from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tests.fixtures.worker import RunWorker
+
+TODAY = datetime.now(UTC).date()
+RANGE = {"from": (TODAY - timedelta(days=2)).isoformat(), "to": TODAY.isoformat()}
+
+
+@pytest.fixture
+async def tenant(db: Database) -> Tenant:
+    return await make_tenant(db)
+
+
+@pytest.fixture
+async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
+    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
+
+
+async def seed_events(db: Database, tenant: Tenant, count: int, *, when: datetime) -> None:
+    async with db.session_scope(tenant.id) as session:
+        for i in range(count):
+            session.add(
+                AuditEvent(
+                    tenant_id=tenant.id,
+                    action=f"seed.{i}",
+                    created_at=when,
+                    target_type="thing",
+                    target_id=f"=cmd|{i}",
+                )
+            )
+
+
+class TestRequest:
+    async def test_queues_with_location(self, client: httpx.AsyncClient, owner: Actor) -> None:
+        response = await client.post(
+            "/api/v1/reports",
+            json={"kind": "activity", "format": "csv", "params": RANGE},
+            headers=owner.headers,
+        )
+        assert response.status_code == 202
+        body = response.json()
+        assert body["status"] == "queued"
+        assert response.headers["location"] == f"/api/v1/reports/{body['id']}"
+        status = await client.get(response.headers["location"], headers=owner.headers)
+        assert status.status_code == 200
+        assert status.json()["status"] == "queued"
+
+    @pytest.mark.parametrize(
+        ("payload", "field"),
+        [
+            (
+                {"kind": "activity", "format": "csv", "params": {"to": "2026-01-01"}},
+                "body.params.from",
+            ),
+            (
+                {"kind": "usage", "params": {"from": "yesterday", "to": "2026-01-01"}},
+                "body.params.from",
+            ),
+            (
+                {"kind": "usage", "params": {"from": "2026-02-01", "to": "2026-01-01"}},
+                "body.params",
+            ),
+            ({"kind": "tasks", "params": {"project_id": "nope"}}, "body.params.project_id"),
+            ({"kind": "project_summary", "params": {"extra": 1}}, "body.params.extra"),
+            ({"kind": "nonsense"}, "body.kind"),
+            ({"kind": "usage", "format": "xlsx", "params": RANGE}, "body.format"),
+        ],
+    )
+    async def test_invalid_params_422_name_the_field(
+        self, client: httpx.AsyncClient, owner: Actor, payload: dict, field: str
+    ) -> None:
+        response = await client.post("/api/v1/reports", json=payload, headers=owner.headers)
+        assert response.status_code == 422
+        assert field in {e["field"] for e in response.json()["errors"]}
+
+    async def test_viewer_may_request(
+        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant
+    ) -> None:
+        viewer = await make_actor(db, settings, tenant=tenant, role=Role.VIEWER)
+        response = await client.post(
+            "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=viewer.headers
+        )
+        assert response.status_code == 202
+
+    async def test_cap_on_reports_in_flight(
+        self, client: httpx.AsyncClient, owner: Actor, settings: Settings
+    ) -> None:
+        body = {"kind": "usage", "params": RANGE}
+        for _ in range(settings.reports_max_in_flight):
+            assert (
+                await client.post("/api/v1/reports", json=body, headers=owner.headers)
+            ).status_code == 202
+        refused = await client.post("/api/v1/reports", json=body, headers=owner.headers)
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"]
+        assert refused.headers["content-type"] == "application/problem+json"
+
+    async def test_download_before_success_is_409(
+        self, client: httpx.AsyncClient, owner: Actor
+    ) -> None:
+        queued = await client.post(
+            "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
+        )
+        download = await client.get(f"{queued.headers['location']}/download", headers=owner.headers)
+        assert download.status_code == 409
+
+    async def test_other_tenant_gets_404(
+        self, client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+    ) -> None:
+        queued = await client.post(
+            "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
+        )
+        intruder = await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
+        for path in ("", "/download"):
+            response = await client.get(queued.headers["location"] + path, headers=intruder.headers)
+            assert response.status_code == 404
+        missing = await client.get(f"/api/v1/reports/{uuid.uuid4()}", headers=owner.headers)
+        assert missing.status_code == 404
+
+    async def test_list_is_tenant_scoped(
+        self, client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+    ) -> None:
+        await client.post(
+            "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
+        )
+        intruder = await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
+        assert (await client.get("/api/v1/reports", headers=intruder.headers)).json()["items"] == []
+        assert (
+            len((await client.get("/api/v1/reports", headers=owner.headers)).json()["items"]) == 1
+        )
+
+
+@pytest.mark.committed
+class TestBuild:
+    async def request(self, client: httpx.AsyncClient, actor: Actor, **body: object) -> str:
+        response = await client.post("/api/v1/reports", json=body, headers=actor.headers)
+        assert response.status_code == 202, response.text
+        return str(response.headers["location"])
+
+    async def test_activity_csv_has_exactly_the_tenants_rows(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        other = await make_tenant(db)
+        await seed_events(db, tenant, 7, when=datetime.now(UTC) - timedelta(days=1))
+        await seed_events(db, tenant, 3, when=datetime.now(UTC) - timedelta(days=10))
+        await seed_events(db, other, 5, when=datetime.now(UTC))
+        location = await self.request(client, owner, kind="activity", format="csv", params=RANGE)
+        await run_worker()
+        status = (await client.get(location, headers=owner.headers)).json()
+        assert status["status"] == "succeeded", status
+        download = await client.get(f"{location}/download", headers=owner.headers)
+        assert download.status_code == 200
+        assert download.headers["content-type"].startswith("text/csv")
+        assert download.headers["content-disposition"].startswith('attachment; filename="activity-')
+        rows = list(csv.DictReader(io.StringIO(download.text)))
+        # 7 seeded in range + the "report.requested" audit event of this request.
+        seeded = [r for r in rows if r["action"].startswith("seed.")]
+        assert len(seeded) == 7
+        assert status["row_count"] == len(rows)
+        assert {r["action"] for r in rows} - {f"seed.{i}" for i in range(7)} == {"report.requested"}
+        assert all(r["target_id"].startswith("'=") for r in seeded)
+
+    async def test_usage_json_counts_calls_per_day(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        redis: ArqRedis,
+        run_worker: RunWorker,
+    ) -> None:
+        other = await make_tenant(db)
+        for _ in range(4):
+            await record_call(redis, tenant.id)
+        await record_call(redis, other.id)
+        location = await self.request(client, owner, kind="usage", format="json", params=RANGE)
+        await run_worker()
+        status = (await client.get(location, headers=owner.headers)).json()
+        assert status["status"] == "succeeded", status
+        body = json.loads((await client.get(f"{location}/download", headers=owner.headers)).content)
+        by_day = {item["date"]: item["calls"] for item in body["items"]}
+        assert len(by_day) == 3
+        assert by_day[TODAY.isoformat()] == 4
+        assert sum(by_day.values()) == 4
+
+    async def test_requester_is_emailed_once(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        location = await self.request(client, owner, kind="usage", format="csv", params=RANGE)
+        await run_worker()
+        async with db.session_scope() as session:
+            emails = (
+                (
+                    await session.execute(
+                        sa.select(EmailOutbox).where(EmailOutbox.kind == "report_ready")
+                    )  # type: ignore[arg-type]
+                )
+                .scalars()
+                .all()
+            )
+        assert [e.to_email for e in emails] == [owner.user.email]
+        assert emails[0].subject == "Your report is ready"
+        assert location.rsplit("/", 1)[1] in emails[0].text_body
+
+    async def test_running_twice_builds_once(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        redis: ArqRedis,
+        run_worker: RunWorker,
+    ) -> None:
+        location = await self.request(client, owner, kind="usage", format="csv", params=RANGE)
+        report_id = location.rsplit("/", 1)[1]
+        await run_worker()
+        # At-least-once delivery: the same job again (ARQ refuses the same id while its
+        # result is kept, so use a fresh id) must not rebuild or re-email.
+        await redis.enqueue_job(
+            "reports.build",
+            _queue_name="tenantry:queue",
+            report_id=report_id,
+            tenant_id=str(tenant.id),
+        )
+        await run_worker()
+        async with db.session_scope(tenant.id) as session:
+            report = await session.get(Report, uuid.UUID(report_id))
+            assert report is not None
+            assert report.attempts == 1
+            emails = (
+                await session.execute(sa.select(sa.func.count()).select_from(EmailOutbox))
+            ).scalar()
+        assert emails == 1
+
+    async def test_poison_report_fails_safely_and_others_finish(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        poison = await self.request(client, owner, kind="usage", format="csv", params=RANGE)
+        healthy = await self.request(client, owner, kind="usage", format="json", params=RANGE)
+        # Corrupt the stored params behind the API's back: building it always raises.
+        async with db.session_scope(tenant.id) as session:
+            await session.execute(
+                sa.update(Report)
+                .where(Report.id == uuid.UUID(poison.rsplit("/", 1)[1]))  # type: ignore[arg-type]
+                .values(params={"from": "garbage", "to": "garbage"})
+            )
+        await run_worker()
+        failed = (await client.get(poison, headers=owner.headers)).json()
+        assert failed["status"] == "failed"
+        assert failed["error"]
+        assert "garbage" not in failed["error"] and "Traceback" not in failed["error"]
+        assert (await client.get(healthy, headers=owner.headers)).json()["status"] == "succeeded"
+
+    async def test_large_report_is_chunked_and_streams_back(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        await seed_events(db, tenant, 3000, when=datetime.now(UTC))
+        location = await self.request(client, owner, kind="activity", format="json", params=RANGE)
+        await run_worker()
+        report_id = uuid.UUID(location.rsplit("/", 1)[1])
+        async with db.session_scope(tenant.id) as session:
+            chunks = (
+                await session.execute(
+                    sa.select(sa.func.count()).where(ReportChunk.report_id == report_id)  # type: ignore[arg-type]
+                )
+            ).scalar()
+        assert chunks is not None and chunks > 1
+        body = json.loads((await client.get(f"{location}/download", headers=owner.headers)).content)
+        assert len([i for i in body["items"] if i["action"].startswith("seed.")]) == 3000
+
+
+@pytest.mark.committed
+async def test_relay_requeues_a_lost_job(
+    client: httpx.AsyncClient,
+    db: Database,
+    tenant: Tenant,
+    owner: Actor,
+    redis: ArqRedis,
+    run_worker: RunWorker,
+) -> None:
+    response = await client.post(
+        "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
+    )
+    location = response.headers["location"]
+    await redis.flushdb()  # Redis lost the queued job
+    async with db.session_scope(tenant.id) as session:
+        await session.execute(
+            sa.update(Report).values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    from workers.reports import relay
+
+    assert await relay({"db": db, "redis": redis}) == 1
+    await run_worker()
+    assert (await client.get(location, headers=owner.headers)).json()["status"] == "succeeded"
+
+
+def test_dates_are_inclusive() -> None:
+    from tenantry.models import ReportKind
+    from tenantry.reports.schemas import parse_params
+
+    assert parse_params(ReportKind.ACTIVITY, {"from": "2026-01-01", "to": "2026-01-01"}) == {
+        "from": "2026-01-01",
+        "to": "2026-01-01",
+    }
+    assert date.fromisoformat("2026-01-01")
