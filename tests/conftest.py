@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.app",
     "tests.fixtures.worker",
+    "tests.fixtures.smtp",
 ]

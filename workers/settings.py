@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from arq import cron, func
 from arq.connections import RedisSettings
+from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function
 
@@ -17,13 +18,14 @@ from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.observability.metrics import init_known_series
 from tenantry.observability.worker import MetricsServer, instrument_job
 from tenantry.redis_client import create_redis
-from workers import reports, system, usage
+from workers import emails, reports, system, usage
 
 logger = logging.getLogger("tenantry.worker")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    # Tests pass their own settings in `Worker(ctx=...)`; processes read the environment.
+    settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     ctx["db"] = Database.from_settings(settings)
     # A client with our timeouts for job code; ctx["redis"] is ARQ's own pool.
@@ -62,6 +64,9 @@ def _functions() -> list[Function | WorkerCoroutine]:
             timeout=get_settings().report_job_timeout,
             max_tries=reports.MAX_TRIES,
         ),
+        # A send is bounded by 2 × SMTP_TIMEOUT (20 s by default); the row's claim lease
+        # (EMAIL_CLAIM_LEASE_SECONDS) outlasts this timeout.
+        func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=30, max_tries=3, keep_result=60),
     ]
     # Every job records its duration, outcome and retries (tenantry_jobs_total, …).
     return [instrument_job(f, default_timeout=JOB_TIMEOUT) for f in functions]
@@ -69,18 +74,30 @@ def _functions() -> list[Function | WorkerCoroutine]:
 
 # ARQ re-runs a killed worker's job once its in-progress key expires, after the LONGEST
 # timeout of any function or cron job + 10 s: keep every timeout here short.
-def _cron_jobs() -> list[Any]:
-    # `unique=True` (the default) makes ARQ take a per-run job id, so with several workers
-    # each cron tick runs once.
+def cron_jobs() -> list[CronJob]:
+    """Fresh CronJob objects (ARQ keeps each one's next run time on the object itself).
+
+    `unique=True` (the default) makes ARQ take a per-run job id, so with several workers
+    each cron tick runs once.
+    """
+    every = max(1, min(60, get_settings().email_relay_interval_seconds))
     return [
         cron(reports.relay, name="reports.relay", second={0, 30}, timeout=10, max_tries=1),
         cron(usage.flush_usage, name="usage.flush", second={15}, timeout=10, max_tries=1),
+        cron(
+            emails.relay,
+            name=Job.RELAY_OUTBOX.value,
+            second=set(range(0, 60, every)),
+            run_at_startup=True,
+            timeout=10,
+            max_tries=1,
+        ),
     ]
 
 
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
-    cron_jobs: ClassVar[list[Any]] = _cron_jobs()
+    cron_jobs: ClassVar[list[CronJob]] = cron_jobs()
     queue_name = get_settings().queue_name
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup

@@ -1,4 +1,5 @@
-"""`tenantry dev | serve | worker | migrate`: one entry point for people, images and probes."""
+"""`tenantry dev | serve | worker | migrate | create-superuser`: one entry point for people,
+images and probes."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from tenantry.users.schemas import UserCreate
 
 app = typer.Typer(help="Tenantry: a multi-tenant SaaS API platform.", no_args_is_help=True)
 
@@ -130,6 +134,74 @@ def worker(
     if check:
         raise typer.Exit(check_health(settings_cls))
     create_worker(settings_cls).run()
+
+
+def _ask(value: str | None, flag: str, env: str, *, secret: bool = False) -> str:
+    """A flag or env value as given; else a prompt when a person is at the terminal."""
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        typer.echo(f"error: {flag} is required (or set {env})", err=True)
+        raise typer.Exit(2)
+    answer: str = typer.prompt(
+        flag.removeprefix("--").replace("-", " "), hide_input=secret, confirmation_prompt=secret
+    )
+    return answer
+
+
+@app.command("create-superuser")
+def create_superuser(
+    email: Annotated[str | None, typer.Option(envvar="TENANTRY_SUPERUSER_EMAIL")] = None,
+    username: Annotated[str | None, typer.Option(envvar="TENANTRY_SUPERUSER_USERNAME")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="TENANTRY_SUPERUSER_PASSWORD", show_default=False)
+    ] = None,
+    full_name: Annotated[str | None, typer.Option(envvar="TENANTRY_SUPERUSER_FULL_NAME")] = None,
+) -> None:
+    """Create a platform operator (is_superuser). Prompts for what is missing when run
+    at a terminal; scripts pass flags or TENANTRY_SUPERUSER_* variables."""
+    values = {
+        "email": _ask(email, "--email", "TENANTRY_SUPERUSER_EMAIL"),
+        "username": _ask(username, "--username", "TENANTRY_SUPERUSER_USERNAME"),
+        "password": _ask(password, "--password", "TENANTRY_SUPERUSER_PASSWORD", secret=True),
+        "full_name": full_name if full_name is not None else "",
+    }
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from tenantry.users.schemas import UserCreate
+
+    try:
+        data = UserCreate.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            typer.echo(f"error: {field}: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+    user_id = asyncio.run(_create_superuser(data))
+    typer.echo(f"created superuser {data.username} ({user_id})")
+
+
+async def _create_superuser(data: UserCreate) -> str:
+    from tenantry.config import get_settings
+    from tenantry.db import Database
+    from tenantry.errors import Conflict
+    from tenantry.users.service import user as user_service
+
+    settings = get_settings()
+    db = Database.from_settings(settings)
+    try:
+        async with db.session_scope() as session:
+            user = await user_service.create(
+                session, settings, data, is_superuser=True, verified=True, welcome=False
+            )
+            return str(user.id)
+    except Conflict as exc:
+        typer.echo(f"error: {exc.detail}; nothing changed", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        await db.dispose()
 
 
 @app.command()

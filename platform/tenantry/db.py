@@ -79,6 +79,19 @@ async def set_tenant_context(
     )
 
 
+async def end_read_only_transaction(session: AsyncSession) -> None:
+    """End a transaction that has only read, returning its connection to the pool.
+
+    For a request about to wait on slow CPU work (a password hash): holding a pooled
+    connection and an open transaction through that wait would let a burst of logins
+    exhaust the pool. The next statement begins a fresh transaction, so any RLS context
+    must be set again.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("end_read_only_transaction() with pending writes")
+    await session.commit()
+
+
 class Database:
     """The engine and its sessionmaker, built once per process."""
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
 from tenantry.db import Database
+from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
 
 
@@ -19,13 +20,22 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Declared with `scope="function"`, so FastAPI runs the code after `yield` as soon as
     the handler returns: a failed commit becomes an error response, never a 200 for a
-    write that did not happen. Buffered jobs leave only after the commit.
+    write that did not happen. Buffered jobs leave only after the commit. An AppError
+    raised with `keep_changes=True` commits too (the refusal is itself a write).
     """
     db: Database = request.app.state.db
     async with db.sessionmaker() as session:
         try:
             yield session
             await session.commit()
+        except AppError as exc:
+            if not exc.keep_changes:
+                await session.rollback()
+                take_jobs(session)
+                raise
+            await session.commit()
+            await send_jobs(request.app.state.redis, take_jobs(session))
+            raise
         except BaseException:
             await session.rollback()
             take_jobs(session)

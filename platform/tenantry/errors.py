@@ -35,10 +35,14 @@ class AppError(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        keep_changes: bool = False,
     ):
         self.detail = detail or self.default_detail()
         self.headers = headers or {}
         self.extra = extra or {}
+        # True when the refusal itself must be recorded (e.g. a replayed refresh token
+        # revokes its session): the unit of work commits before answering the error.
+        self.keep_changes = keep_changes
         super().__init__(self.detail)
 
     def default_detail(self) -> str:

@@ -30,8 +30,12 @@ def _operation_id(route: APIRoute) -> str:
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
     from tenantry.reports.endpoints import router as reports
+    from tenantry.sessions.endpoints import router as sessions
+    from tenantry.users.endpoints import router as users
 
     router = APIRouter(prefix=API_PREFIX)
+    router.include_router(users)
+    router.include_router(sessions)
     router.include_router(reports)
     return router
 

@@ -1,0 +1,44 @@
+"""Auth sessions: one row per login, global (a session may move between tenants)."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from tenantry.models import AuthSession
+from tenantry.models.base import utcnow
+
+
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, auth_session: AuthSession) -> AuthSession:
+        self.session.add(auth_session)
+        return auth_session
+
+    async def get_for_update(self, session_id: uuid.UUID) -> AuthSession | None:
+        """Locks the row: concurrent refreshes of one token serialise here."""
+        stmt = sa.select(AuthSession).where(col(AuthSession.id) == session_id).with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def revoke(self, session_id: uuid.UUID) -> None:
+        await self.session.execute(
+            sa.update(AuthSession)
+            .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+    async def revoke_all(self, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
+        """Revoke every live session of the user, except `keep` (the caller's own)."""
+        stmt = (
+            sa.update(AuthSession)
+            .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+        if keep is not None:
+            stmt = stmt.where(col(AuthSession.id) != keep)
+        await self.session.execute(stmt)

@@ -1,0 +1,37 @@
+"""Sign-up and the caller's own account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from tenantry.deps import SessionDep, SettingsDep
+from tenantry.models import User
+from tenantry.users.auth import CurrentUser
+from tenantry.users.schemas import UserCreate, UserMe, UserRead, UserUpdate
+from tenantry.users.service import user as user_service
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+# Both spellings answer directly: a 307 to the slashed path would make clients re-POST.
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=UserRead, include_in_schema=False
+)
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+async def create(data: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
+    """Sign up; a welcome email with a verification token follows."""
+    return await user_service.create(session, settings, data)
+
+
+@router.get("/me", response_model=UserMe)
+async def get_me(principal: CurrentUser, session: SessionDep) -> UserMe:
+    """The signed-in user and their tenants."""
+    return await user_service.get_me(session, principal)
+
+
+@router.patch("/me", response_model=UserMe)
+async def update_me(
+    data: UserUpdate, principal: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> UserMe:
+    """Change your name or password (a new password signs out your other sessions)."""
+    return await user_service.update_me(session, settings, principal, data)

@@ -1,0 +1,104 @@
+"""Users are global (no tenant); a user's memberships are read through the RLS user arm."""
+
+from __future__ import annotations
+
+import uuid
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from tenantry.models import Membership, Role, Tenant, User
+
+
+class Credentials(NamedTuple):
+    id: uuid.UUID
+    password_hash: str
+    is_active: bool
+
+
+class MembershipRow(NamedTuple):
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    role: Role
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        stmt = sa.select(User).where(col(User.id) == user_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_by_email(self, email: str) -> User | None:
+        stmt = sa.select(User).where(sa.func.lower(User.email) == email.lower())
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def credentials(self, login: str) -> Credentials | None:
+        """By username or email, case-insensitively; columns only (no ORM object)."""
+        key = login.lower()
+        stmt = (
+            sa.select(col(User.id), col(User.password_hash), col(User.is_active))
+            .where(sa.or_(sa.func.lower(User.username) == key, sa.func.lower(User.email) == key))
+            .limit(1)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return Credentials(*row) if row else None
+
+    async def taken(self, email: str, username: str) -> str | None:
+        """Which of email / username another account already uses, if either."""
+        stmt = sa.select(
+            sa.exists().where(sa.func.lower(User.email) == email.lower()),
+            sa.exists().where(sa.func.lower(User.username) == username.lower()),
+        )
+        email_taken, username_taken = (await self.session.execute(stmt)).one()
+        if email_taken:
+            return "email"
+        if username_taken:
+            return "username"
+        return None
+
+    async def set_password_hash(
+        self, user_id: uuid.UUID, new_hash: str, *, if_current: str | None = None
+    ) -> None:
+        stmt = sa.update(User).where(col(User.id) == user_id).values(password_hash=new_hash)
+        if if_current is not None:
+            # A rehash on login must not overwrite a password changed meanwhile.
+            stmt = stmt.where(col(User.password_hash) == if_current)
+        await self.session.execute(stmt)
+
+    async def memberships(
+        self, user_id: uuid.UUID, *, tenant: str | None = None
+    ) -> list[MembershipRow]:
+        """The user's live tenants, oldest membership first; `tenant` is a slug or id.
+
+        Needs `app.user_id` set to `user_id` in this transaction (the RLS user arm).
+        """
+        stmt = (
+            sa.select(
+                col(Membership.tenant_id),
+                col(Tenant.slug),
+                col(Tenant.name),
+                col(Membership.role),
+            )
+            .join(Tenant, col(Tenant.id) == col(Membership.tenant_id))
+            .where(col(Membership.user_id) == user_id, col(Tenant.deleted_at).is_(None))
+            .order_by(col(Membership.created_at), col(Membership.id))
+        )
+        if tenant is not None:
+            stmt = stmt.where(_tenant_matches(tenant))
+        rows = (await self.session.execute(stmt)).all()
+        return [MembershipRow(r[0], r[1], r[2], Role(r[3])) for r in rows]
+
+
+def _tenant_matches(tenant: str) -> sa.ColumnElement[bool]:
+    try:
+        tenant_id = uuid.UUID(tenant)
+    except ValueError:
+        return sa.func.lower(Tenant.slug) == tenant.lower()
+    return sa.or_(col(Tenant.id) == tenant_id, sa.func.lower(Tenant.slug) == tenant.lower())

@@ -1,0 +1,121 @@
+"""Sign-up, the caller's own account, and changing it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy.exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.auth import account_tokens
+from tenantry.auth.dependencies import user_id_of
+from tenantry.auth.passwords import passwords
+from tenantry.auth.principal import Principal
+from tenantry.config import Settings
+from tenantry.db import end_read_only_transaction, set_tenant_context
+from tenantry.errors import Conflict, NotFound, Unprocessable
+from tenantry.models import User
+from tenantry.notifications.outbox import queue_email
+from tenantry.notifications.templates import EmailKind
+from tenantry.sessions.repository import SessionRepository
+from tenantry.users.repository import UserRepository
+from tenantry.users.schemas import MembershipSummary, UserCreate, UserMe, UserRead, UserUpdate
+
+
+def _conflict(which: str) -> Conflict:
+    return Conflict(f"A user with this {which} already exists")
+
+
+class UserService:
+    async def create(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        data: UserCreate,
+        *,
+        is_superuser: bool = False,
+        verified: bool = False,
+        welcome: bool = True,
+    ) -> User:
+        """A new account and, in the same transaction, its welcome email."""
+        # Hash before touching the database: no pooled connection waits on the CPU.
+        password_hash = await passwords.hash(settings, data.password)
+        repo = UserRepository(session)
+        taken = await repo.taken(data.email, data.username)
+        if taken:
+            raise _conflict(taken)
+        user = User(
+            email=str(data.email),
+            username=data.username,
+            full_name=data.full_name,
+            password_hash=password_hash,
+            is_superuser=is_superuser,
+            email_verified_at=datetime.now(UTC) if verified else None,
+        )
+        session.add(user)
+        try:
+            await session.flush()
+        except sqlalchemy.exc.IntegrityError as exc:
+            # Two sign-ups raced past the check; the unique indexes decide.
+            raise _conflict("username" if "username" in str(exc.orig) else "email") from None
+        if welcome:
+            token = account_tokens.create_verify_token(settings, user.id, user.email)
+            queue_email(
+                session,
+                EmailKind.WELCOME,
+                to=user.email,
+                name=user.full_name or user.username,
+                token=token,
+                link=f"{settings.public_url.rstrip('/')}/verify-email?token={token}",
+            )
+        return user
+
+    async def get_me(self, session: AsyncSession, principal: Principal) -> UserMe:
+        user_id = user_id_of(principal)
+        repo = UserRepository(session)
+        user = await repo.get(user_id)
+        if user is None:
+            raise NotFound("User not found")
+        await set_tenant_context(session, principal.tenant_id, user_id=user_id)
+        memberships = await repo.memberships(user_id)
+        return UserMe(
+            **UserRead.model_validate(user).model_dump(exclude={"email_verified"}),
+            memberships=[MembershipSummary.model_validate(m._asdict()) for m in memberships],
+        )
+
+    async def update_me(
+        self, session: AsyncSession, settings: Settings, principal: Principal, data: UserUpdate
+    ) -> UserMe:
+        """`full_name`; a new `password` needs `current_password` and ends other sessions."""
+        user_id = user_id_of(principal)
+        repo = UserRepository(session)
+        new_hash: str | None = None
+        if data.password is not None:
+            if not data.current_password:
+                raise Unprocessable(
+                    "current_password is required to change the password",
+                    field="body.current_password",
+                )
+            current = await repo.get(user_id)
+            if current is None:
+                raise NotFound("User not found")
+            old_hash = current.password_hash
+            await end_read_only_transaction(session)
+            ok, _ = await passwords.verify(settings, data.current_password, old_hash)
+            if not ok:
+                raise Unprocessable("current_password is incorrect", field="body.current_password")
+            new_hash = await passwords.hash(settings, data.password)
+        user = await repo.get(user_id, for_update=True)
+        if user is None:
+            raise NotFound("User not found")
+        if data.full_name is not None:
+            user.full_name = data.full_name
+        if new_hash is not None:
+            user.password_hash = new_hash
+            # Whoever else holds a session (maybe the reason for the change) is out now.
+            await SessionRepository(session).revoke_all(user_id, keep=principal.session_id)
+        await session.flush()
+        return await self.get_me(session, principal)
+
+
+user = UserService()
