@@ -1,8 +1,10 @@
 """Every table model, imported here so metadata and Alembic see all of them."""
 
+from tenantry.models.api_key import ApiKey
 from tenantry.models.audit import AuditEvent
 from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
+from tenantry.models.invitation import Invitation, InvitationStatus
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
@@ -10,10 +12,13 @@ from tenantry.models.user import User
 
 __all__ = [
     "GLOBAL_TABLES",
+    "ApiKey",
     "AuditEvent",
     "AuthSession",
     "EmailOutbox",
     "IDModel",
+    "Invitation",
+    "InvitationStatus",
     "Membership",
     "OutboxStatus",
     "Plan",
