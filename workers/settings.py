@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from arq import func
+from arq import cron, func
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Function
@@ -14,7 +14,7 @@ from tenantry.config import get_settings
 from tenantry.db import Database
 from tenantry.jobs import QUEUE_NAME, Job, json_dumps, json_loads
 from tenantry.redis_client import create_redis
-from workers import system
+from workers import system, tenants
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -37,11 +37,21 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def _functions() -> list[Function | WorkerCoroutine]:
     return [
         func(system.ping, name=Job.PING.value, timeout=10, max_tries=3),
+        # keep_result=0 frees the job id at once, so the relay can enqueue it again.
+        func(
+            tenants.purge,
+            name=Job.PURGE_TENANT.value,
+            max_tries=tenants.PURGE_MAX_TRIES,
+            keep_result=0,
+        ),
     ]
 
 
 class WorkerSettings:
     functions: ClassVar[list[Function | WorkerCoroutine]] = _functions()
+    cron_jobs: ClassVar[list[Any]] = [
+        cron(tenants.relay_purges, name="tenants.relay_purges", minute=set(range(0, 60, 5))),
+    ]
     queue_name = QUEUE_NAME
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
     on_startup = startup

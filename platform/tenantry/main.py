@@ -27,7 +27,24 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    return APIRouter(prefix=API_PREFIX)
+    from tenantry.admin.endpoints import router as admin_router
+    from tenantry.api_keys.endpoints import router as api_keys_router
+    from tenantry.audit.endpoints import router as audit_router
+    from tenantry.invitations.endpoints import router as invitations_router
+    from tenantry.members.endpoints import router as members_router
+    from tenantry.tenants.endpoints import router as tenants_router
+
+    router = APIRouter(prefix=API_PREFIX)
+    for domain in (
+        tenants_router,
+        members_router,
+        invitations_router,
+        api_keys_router,
+        audit_router,
+        admin_router,
+    ):
+        router.include_router(domain)
+    return router
 
 
 def create_app(

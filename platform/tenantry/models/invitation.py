@@ -44,9 +44,7 @@ class Invitation(IDModel, TenantScoped, Timestamped, table=True):
     invited_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     accepted_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    accepted_by: uuid.UUID | None = Field(
-        default=None, foreign_key="users.id", ondelete="SET NULL"
-    )
+    accepted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
     def status_at(self, now: datetime) -> InvitationStatus:
