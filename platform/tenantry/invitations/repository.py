@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -34,6 +35,18 @@ async def find_by_token_hash(session: AsyncSession, token_hash: str) -> Invitati
 
 class InvitationRepository(TenantRepository[Invitation]):
     model = Invitation
+
+    async def insert_unless_pending(self, invitation: Invitation) -> bool:
+        """Insert, or answer False when the address already has a live invitation (the
+        partial unique index decides, so two concurrent invites cannot both win)."""
+        invitation.tenant_id = self.tenant_id
+        stmt = (
+            insert(Invitation)
+            .values(**invitation.model_dump())
+            .on_conflict_do_nothing()
+            .returning(col(Invitation.id))
+        )
+        return (await self.session.execute(stmt)).first() is not None
 
     async def get_for_update(self, invitation_id: Any) -> Invitation | None:
         """Locked and re-read: a concurrent accept that committed first is seen, not cached."""

@@ -12,7 +12,6 @@ import dataclasses
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
@@ -51,9 +50,10 @@ class InvitationPending(Conflict):
 
 
 def _read(invitation: Invitation) -> InvitationRead:
-    return InvitationRead.model_validate(
-        {**invitation.model_dump(), "status": invitation.status_at(utcnow())}
-    )
+    fields = {
+        name: getattr(invitation, name) for name in InvitationRead.model_fields if name != "status"
+    }
+    return InvitationRead.model_validate({**fields, "status": invitation.status_at(utcnow())})
 
 
 def _owners_only(principal: Principal, role: Role) -> None:
@@ -95,13 +95,9 @@ class InvitationService:
             invited_by=inviter_id,
             expires_at=now + INVITATION_TTL,
         )
-        try:
-            async with session.begin_nested():
-                repository.add(invitation)
-                await session.flush()
-        except IntegrityError:
+        if not await repository.insert_unless_pending(invitation):
             # Two invitations to one address at the same moment: the unique index picked one.
-            raise InvitationPending(f"{email} already has a pending invitation") from None
+            raise InvitationPending(f"{email} already has a pending invitation")
         tenant = await TenantsRepository(session).get_live(tenant_id)
         inviter = await session.get(User, inviter_id)
         # The principal dependency has just proved that both exist.
