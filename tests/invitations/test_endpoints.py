@@ -84,10 +84,17 @@ class TestInvite:
         assert f"{settings.public_url}/invitations/accept?token={token}" in mail.text_body
         [row] = await _invitations(db, tenant)
         assert token not in row.token_hash  # stored only as a hash
-        assert row.expires_at - row.created_at == pytest.approx(timedelta(days=7), abs=timedelta(seconds=5))
+        assert row.expires_at - row.created_at == pytest.approx(
+            timedelta(days=7), abs=timedelta(seconds=5)
+        )
 
     async def test_existing_member_is_409(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
         member = await make_actor(db, settings, tenant=tenant, role=Role.VIEWER)
         response = await _invite(client, admin, member.user.email.upper())
@@ -101,9 +108,16 @@ class TestInvite:
         assert len(await _invitations(db, tenant)) == 1
 
     async def test_expired_invitation_is_replaced(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
-        await make_invitation(db, settings, tenant, email="late@example.com", expires_in=-timedelta(hours=1))
+        await make_invitation(
+            db, settings, tenant, email="late@example.com", expires_in=-timedelta(hours=1)
+        )
         assert (await _invite(client, admin, "late@example.com")).status_code == 201
         states = sorted((i.revoked_at is None) for i in await _invitations(db, tenant))
         assert states == [False, True]
@@ -133,22 +147,36 @@ class TestInvite:
 
 class TestListAndRevoke:
     async def test_lists_newest_first_with_status_filter(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
         await make_invitation(db, settings, tenant, revoked=True)
         await make_invitation(db, settings, tenant, expires_in=-timedelta(days=1))
         pending, _ = await make_invitation(db, settings, tenant)
         body = (await client.get("/api/v1/invitations", headers=admin.headers)).json()
         assert [i["status"] for i in body["items"]] == ["pending", "expired", "revoked"]
-        only = await client.get("/api/v1/invitations", params={"status": "pending"}, headers=admin.headers)
+        only = await client.get(
+            "/api/v1/invitations", params={"status": "pending"}, headers=admin.headers
+        )
         assert [i["id"] for i in only.json()["items"]] == [str(pending.id)]
 
     async def test_revoked_token_no_longer_accepts(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
         invitee = await make_actor(db, settings, tenant=None, role=None)
         invitation, token = await make_invitation(db, settings, tenant, email=invitee.user.email)
-        response = await client.delete(f"/api/v1/invitations/{invitation.id}", headers=admin.headers)
+        response = await client.delete(
+            f"/api/v1/invitations/{invitation.id}", headers=admin.headers
+        )
         assert response.status_code == 204
         again = await client.delete(f"/api/v1/invitations/{invitation.id}", headers=admin.headers)
         assert again.status_code == 204
@@ -158,17 +186,31 @@ class TestListAndRevoke:
         assert accept.status_code == 410
 
     async def test_accepted_invitation_cannot_be_revoked(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
         invitation, _ = await make_invitation(db, settings, tenant, accepted=True)
-        response = await client.delete(f"/api/v1/invitations/{invitation.id}", headers=admin.headers)
+        response = await client.delete(
+            f"/api/v1/invitations/{invitation.id}", headers=admin.headers
+        )
         assert response.status_code == 409
 
     async def test_admin_cannot_revoke_an_owner_invitation(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, admin: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        admin: Actor,
     ) -> None:
         invitation, _ = await make_invitation(db, settings, tenant, role=Role.OWNER)
-        response = await client.delete(f"/api/v1/invitations/{invitation.id}", headers=admin.headers)
+        response = await client.delete(
+            f"/api/v1/invitations/{invitation.id}", headers=admin.headers
+        )
         assert response.status_code == 403
 
     async def test_unknown_is_404(self, client: httpx.AsyncClient, admin: Actor) -> None:
@@ -178,12 +220,19 @@ class TestListAndRevoke:
 
 class TestAccept:
     async def test_full_flow_from_the_email(
-        self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant, owner: Actor
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        settings: Settings,
+        tenant: Tenant,
+        owner: Actor,
     ) -> None:
         # The invitee's own token is bound to their own tenant, not to the inviting one.
         home = await make_tenant(db)
         invitee = await make_actor(db, settings, tenant=home, role=Role.OWNER)
-        assert (await _invite(client, owner, invitee.user.email.upper(), "admin")).status_code == 201
+        assert (
+            await _invite(client, owner, invitee.user.email.upper(), "admin")
+        ).status_code == 201
         [mail] = await _outbox(db, invitee.user.email.upper())
         token = TOKEN_IN_TEXT.search(mail.text_body).group(1)  # type: ignore[union-attr]
         response = await client.post(
@@ -267,7 +316,9 @@ class TestAccept:
         self, client: httpx.AsyncClient, db: Database, settings: Settings, tenant: Tenant
     ) -> None:
         member = await make_actor(db, settings, tenant=tenant, role=Role.VIEWER)
-        _, token = await make_invitation(db, settings, tenant, email=member.user.email, role=Role.ADMIN)
+        _, token = await make_invitation(
+            db, settings, tenant, email=member.user.email, role=Role.ADMIN
+        )
         response = await client.post(
             "/api/v1/invitations/accept", json={"token": token}, headers=member.headers
         )
@@ -281,7 +332,9 @@ class TestAccept:
         _, token = await make_invitation(db, settings, tenant, email=invitee.user.email)
         async with db.session_scope() as session:
             await session.execute(
-                sa.update(Tenant).where(Tenant.id == tenant.id).values(status=TenantStatus.SUSPENDED)  # type: ignore[arg-type]
+                sa.update(Tenant)
+                .where(Tenant.id == tenant.id)
+                .values(status=TenantStatus.SUSPENDED)  # type: ignore[arg-type]
             )
         response = await client.post(
             "/api/v1/invitations/accept", json={"token": token}, headers=invitee.headers

@@ -119,7 +119,9 @@ class TestChangeRole:
         self, client: httpx.AsyncClient, team: dict[Role, Actor]
     ) -> None:
         response = await client.patch(
-            f"/api/v1/members/{uuid.uuid4()}", json={"role": "viewer"}, headers=team[Role.OWNER].headers
+            f"/api/v1/members/{uuid.uuid4()}",
+            json={"role": "viewer"},
+            headers=team[Role.OWNER].headers,
         )
         assert response.status_code == 404
 
@@ -141,7 +143,9 @@ class TestChangeRole:
         admin = team[Role.ADMIN]
         assert (await client.get("/api/v1/invitations", headers=admin.headers)).status_code == 200
         response = await client.patch(
-            f"/api/v1/members/{admin.user.id}", json={"role": "viewer"}, headers=team[Role.OWNER].headers
+            f"/api/v1/members/{admin.user.id}",
+            json={"role": "viewer"},
+            headers=team[Role.OWNER].headers,
         )
         assert response.status_code == 200
         assert (await client.get("/api/v1/invitations", headers=admin.headers)).status_code == 403
@@ -181,7 +185,12 @@ class TestRemoveMember:
 
     @pytest.mark.parametrize("role", [Role.VIEWER, Role.MEMBER, Role.ADMIN])
     async def test_anyone_may_leave(
-        self, client: httpx.AsyncClient, db: Database, tenant: Tenant, team: dict[Role, Actor], role: Role
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        team: dict[Role, Actor],
+        role: Role,
     ) -> None:
         actor = team[role]
         response = await client.delete(f"/api/v1/members/{actor.user.id}", headers=actor.headers)
@@ -218,8 +227,12 @@ class TestLastOwnerRace:
         b = await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
         for _ in range(5):
             responses = await asyncio.gather(
-                client.patch(f"/api/v1/members/{b.user.id}", json={"role": "admin"}, headers=a.headers),
-                client.patch(f"/api/v1/members/{a.user.id}", json={"role": "admin"}, headers=b.headers),
+                client.patch(
+                    f"/api/v1/members/{b.user.id}", json={"role": "admin"}, headers=a.headers
+                ),
+                client.patch(
+                    f"/api/v1/members/{a.user.id}", json={"role": "admin"}, headers=b.headers
+                ),
             )
             codes = sorted(r.status_code for r in responses)
             owners = [u for u, role in (await _roles(db, tenant)).items() if role == "owner"]

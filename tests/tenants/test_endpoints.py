@@ -29,7 +29,9 @@ class TestCreateTenant:
     ) -> None:
         actor = await make_actor(db, settings, tenant=None, role=None)
         response = await client.post(
-            "/api/v1/tenants", json={"name": "Acme Corp", "slug": "acme-corp"}, headers=actor.headers
+            "/api/v1/tenants",
+            json={"name": "Acme Corp", "slug": "acme-corp"},
+            headers=actor.headers,
         )
         assert response.status_code == 201, response.text
         body = response.json()
@@ -82,7 +84,11 @@ class TestCreateTenant:
 
     @pytest.mark.parametrize(
         "extra",
-        [{"plan": "enterprise"}, {"status": "active"}, {"id": "00000000-0000-0000-0000-000000000001"}],
+        [
+            {"plan": "enterprise"},
+            {"status": "active"},
+            {"id": "00000000-0000-0000-0000-000000000001"},
+        ],
     )
     async def test_mass_assignment_is_refused(
         self, client: httpx.AsyncClient, db: Database, settings: Settings, extra: dict[str, str]
@@ -127,16 +133,22 @@ class TestListTenants:
         }
         assert body["next_cursor"] is None
 
-    async def test_paginates(self, client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    async def test_paginates(
+        self, client: httpx.AsyncClient, db: Database, settings: Settings
+    ) -> None:
         first = await make_tenant(db)
         actor = await make_actor(db, settings, tenant=first, role=Role.OWNER)
         for _ in range(4):
-            await make_actor(db, settings, tenant=await make_tenant(db), role=Role.MEMBER, user=actor.user)
+            await make_actor(
+                db, settings, tenant=await make_tenant(db), role=Role.MEMBER, user=actor.user
+            )
         seen: list[str] = []
         cursor = None
         while True:
             params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-            body = (await client.get("/api/v1/tenants", params=params, headers=actor.headers)).json()
+            body = (
+                await client.get("/api/v1/tenants", params=params, headers=actor.headers)
+            ).json()
             seen += [t["id"] for t in body["items"]]
             cursor = body["next_cursor"]
             if cursor is None:
@@ -169,7 +181,9 @@ class TestListTenants:
 
 
 class TestCurrentTenant:
-    async def test_get_as_member(self, client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    async def test_get_as_member(
+        self, client: httpx.AsyncClient, db: Database, settings: Settings
+    ) -> None:
         tenant = await make_tenant(db, plan=Plan.PRO)
         actor = await make_actor(db, settings, tenant=tenant, role=Role.VIEWER)
         response = await client.get("/api/v1/tenant", headers=actor.headers)
@@ -192,7 +206,9 @@ class TestCurrentTenant:
         actor = await make_actor(db, settings, tenant=None, role=None)
         assert (await client.get("/api/v1/tenant", headers=actor.headers)).status_code == 403
 
-    async def test_admin_renames(self, client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    async def test_admin_renames(
+        self, client: httpx.AsyncClient, db: Database, settings: Settings
+    ) -> None:
         tenant = await make_tenant(db)
         actor = await make_actor(db, settings, tenant=tenant, role=Role.ADMIN)
         response = await client.patch(

@@ -12,7 +12,7 @@ from tenantry.kit.schemas import ReadSchema, Schema
 
 class ApiKeyCreate(Schema):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    scopes: list[Scope] = Field(min_length=1, max_length=2, description="`read` and/or `write`")
+    scopes: list[Scope] = Field(min_length=1, max_length=10, description="`read` and/or `write`")
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
     @field_validator("scopes")
