@@ -9,7 +9,7 @@ from typing import Any
 
 from arq import Retry
 
-from tenantry.jobs import QUEUE_NAME, Job
+from tenantry.jobs import Job
 from tenantry.observability.metrics import JOB_DURATION, JOB_RETRIES, JOBS
 from tenantry.tenants.purge import DEFAULT_BATCH_SIZE, purger
 from tenantry.tenants.service import purge_job_id
@@ -59,10 +59,8 @@ async def relay_purges(ctx: dict[str, Any]) -> int:
     """Re-enqueue purges that a Redis outage or an exhausted job left undone."""
     tenant_ids = await purger.overdue(ctx_db(ctx), older_than=PURGE_OVERDUE_AFTER)
     for tenant_id in tenant_ids:
+        # ARQ's own pool enqueues on the worker's queue by default.
         await ctx["redis"].enqueue_job(
-            Job.PURGE_TENANT.value,
-            _job_id=purge_job_id(tenant_id),
-            _queue_name=QUEUE_NAME,
-            tenant_id=str(tenant_id),
+            Job.PURGE_TENANT.value, _job_id=purge_job_id(tenant_id), tenant_id=str(tenant_id)
         )
     return len(tenant_ids)

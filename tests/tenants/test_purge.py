@@ -23,7 +23,7 @@ from arq.worker import create_worker
 
 from tenantry.config import Settings
 from tenantry.db import Database
-from tenantry.jobs import QUEUE_NAME, Job
+from tenantry.jobs import Job
 from tenantry.models import AuditEvent, AuthSession, EmailOutbox, Role, Tenant
 from tenantry.tenants.purge import purger, tenant_tables
 from tenantry.tenants.service import purge_job_id
@@ -157,7 +157,6 @@ class TestPurgeJob:
         job = await redis.enqueue_job(
             Job.PURGE_TENANT.value,
             _job_id=purge_job_id(tenant.id),
-            _queue_name=QUEUE_NAME,
             tenant_id=str(tenant.id),
             batch_size=40,
             run_seconds=0,
@@ -183,7 +182,6 @@ class TestKilledWorker:
         await redis.enqueue_job(
             Job.PURGE_TENANT.value,
             _job_id=job_id,
-            _queue_name=QUEUE_NAME,
             tenant_id=str(tenant.id),
             batch_size=20,
             pause_seconds=0.01,
