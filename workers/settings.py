@@ -18,7 +18,7 @@ from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.observability.metrics import init_known_series
 from tenantry.observability.worker import MetricsServer, instrument_job
 from tenantry.redis_client import create_redis
-from workers import emails, reports, system, usage
+from workers import emails, reports, system, tenants, usage
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -67,6 +67,13 @@ def _functions() -> list[Function | WorkerCoroutine]:
         # A send is bounded by 2 × SMTP_TIMEOUT (20 s by default); the row's claim lease
         # (EMAIL_CLAIM_LEASE_SECONDS) outlasts this timeout.
         func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=30, max_tries=3, keep_result=60),
+        # keep_result=0 frees the job id at once, so the relay can enqueue it again.
+        func(
+            tenants.purge,
+            name=Job.PURGE_TENANT.value,
+            max_tries=tenants.PURGE_MAX_TRIES,
+            keep_result=0,
+        ),
     ]
     # Every job records its duration, outcome and retries (tenantry_jobs_total, …).
     return [instrument_job(f, default_timeout=JOB_TIMEOUT) for f in functions]
@@ -89,6 +96,14 @@ def cron_jobs() -> list[CronJob]:
             name=Job.RELAY_OUTBOX.value,
             second=set(range(0, 60, every)),
             run_at_startup=True,
+            timeout=10,
+            max_tries=1,
+        ),
+        cron(
+            tenants.relay_purges,
+            name="tenants.relay_purges",
+            minute=set(range(0, 60, 5)),
+            second={45},
             timeout=10,
             max_tries=1,
         ),

@@ -3,7 +3,7 @@
 reports also has a read-only arm for the relay cron: in-flight rows only, and only while
 `app.maintenance` names that job.
 
-Revision ID: 0005_reports
+Revision ID: 0002_reports
 Revises: 0001_foundation
 Create Date: 2026-11-25 22:25:59.072868+00:00
 """
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 from tenantry.migrations import disable_tenant_rls, enable_tenant_rls
 
-revision: str = "0005_reports"
+revision: str = "0002_reports"
 down_revision: str | None = "0001_foundation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

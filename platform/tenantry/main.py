@@ -29,14 +29,29 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    from tenantry.reports.endpoints import router as reports
-    from tenantry.sessions.endpoints import router as sessions
-    from tenantry.users.endpoints import router as users
+    from tenantry.admin.endpoints import router as admin_router
+    from tenantry.api_keys.endpoints import router as api_keys_router
+    from tenantry.audit.endpoints import router as audit_router
+    from tenantry.invitations.endpoints import router as invitations_router
+    from tenantry.members.endpoints import router as members_router
+    from tenantry.reports.endpoints import router as reports_router
+    from tenantry.sessions.endpoints import router as sessions_router
+    from tenantry.tenants.endpoints import router as tenants_router
+    from tenantry.users.endpoints import router as users_router
 
     router = APIRouter(prefix=API_PREFIX)
-    router.include_router(users)
-    router.include_router(sessions)
-    router.include_router(reports)
+    for domain in (
+        users_router,
+        sessions_router,
+        tenants_router,
+        members_router,
+        invitations_router,
+        api_keys_router,
+        audit_router,
+        admin_router,
+        reports_router,
+    ):
+        router.include_router(domain)
     return router
 
 

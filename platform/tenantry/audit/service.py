@@ -6,7 +6,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.repository import AuditEventRepository
+from tenantry.audit.schemas import AuditEventRead, AuditFilters
 from tenantry.auth.principal import Principal
+from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import AuditEvent
 
 
@@ -35,6 +38,20 @@ class AuditService:
         )
         session.add(event)
         return event
+
+    async def list(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        params: PageParams,
+        filters: AuditFilters,
+    ) -> Page[AuditEventRead]:
+        """The tenant's events, newest first."""
+        repository = AuditEventRepository(session, principal.require_tenant())
+        rows, next_cursor = await repository.page(params, filters)
+        return Page(
+            items=[AuditEventRead.model_validate(row) for row in rows], next_cursor=next_cursor
+        )
 
 
 audit = AuditService()

@@ -1,8 +1,10 @@
 """Every table model, imported here so metadata and Alembic see all of them."""
 
+from tenantry.models.api_key import ApiKey
 from tenantry.models.audit import AuditEvent
 from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
+from tenantry.models.invitation import Invitation, InvitationStatus
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
 from tenantry.models.report import (
@@ -18,11 +20,14 @@ from tenantry.models.user import User
 
 __all__ = [
     "GLOBAL_TABLES",
+    "ApiKey",
     "ApiUsageDaily",
     "AuditEvent",
     "AuthSession",
     "EmailOutbox",
     "IDModel",
+    "Invitation",
+    "InvitationStatus",
     "Membership",
     "OutboxStatus",
     "Plan",

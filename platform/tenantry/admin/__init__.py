@@ -1,0 +1,1 @@
+"""Platform operators: every tenant, plan and status."""

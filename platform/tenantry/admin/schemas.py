@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import model_validator
+
+from tenantry.kit.schemas import Schema
+from tenantry.models import Plan, TenantStatus
+from tenantry.tenants.schemas import TenantRead
+
+
+class AdminTenantRead(TenantRead):
+    """A tenant as operators see it: deleted ones too, until their purge ends."""
+
+    deleted_at: datetime | None
+
+
+class AdminTenantUpdate(Schema):
+    plan: Plan | None = None
+    status: TenantStatus | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> AdminTenantUpdate:
+        if self.plan is None and self.status is None:
+            raise ValueError("give a plan, a status or both")
+        return self

@@ -1,0 +1,1 @@
+"""API keys: machine credentials of a tenant."""

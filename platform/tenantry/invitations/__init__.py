@@ -1,0 +1,1 @@
+"""Invitations: a pending seat, claimed once with an emailed token."""

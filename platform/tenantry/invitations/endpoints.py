@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from tenantry.deps import SessionDep, SettingsDep
+from tenantry.invitations.auth import InvitationsAccept, InvitationsManage
+from tenantry.invitations.schemas import InvitationAccept, InvitationCreate, InvitationRead
+from tenantry.invitations.service import invitation as invitation_service
+from tenantry.kit.pagination import Page, PageDep
+from tenantry.models import InvitationStatus
+from tenantry.tenants.schemas import TenantWithRole
+
+router = APIRouter(prefix="/invitations", tags=["invitations"])
+
+
+@router.post("", response_model=InvitationRead, status_code=status.HTTP_201_CREATED)
+async def create(
+    body: InvitationCreate, principal: InvitationsManage, session: SessionDep, settings: SettingsDep
+) -> InvitationRead:
+    """Invite someone by email; the token travels only in the email (admins)."""
+    return await invitation_service.create(session, settings, principal, body)
+
+
+@router.get("", response_model=Page[InvitationRead])
+async def list(
+    principal: InvitationsManage,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[InvitationStatus | None, Query(description="Only this state")] = None,
+) -> Page[InvitationRead]:
+    """List the tenant's invitations, newest first (admins)."""
+    return await invitation_service.list(session, principal, page, status)
+
+
+@router.delete("/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke(
+    invitation_id: uuid.UUID, principal: InvitationsManage, session: SessionDep
+) -> None:
+    """Revoke an invitation so its token stops working (admins)."""
+    await invitation_service.revoke(session, principal, invitation_id)
+
+
+@router.post("/accept", response_model=TenantWithRole)
+async def accept(
+    body: InvitationAccept, principal: InvitationsAccept, session: SessionDep, settings: SettingsDep
+) -> TenantWithRole:
+    """Accept an invitation sent to your email address and join its tenant."""
+    return await invitation_service.accept(session, settings, principal, body)

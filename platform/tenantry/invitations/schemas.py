@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import EmailStr, StringConstraints
+
+from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.models import InvitationStatus, Role
+
+
+class InvitationCreate(Schema):
+    email: EmailStr
+    role: Role = Role.MEMBER
+
+
+class InvitationAccept(Schema):
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class InvitationRead(ReadSchema):
+    id: uuid.UUID
+    email: str
+    role: Role
+    status: InvitationStatus
+    invited_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    accepted_by: uuid.UUID | None
+    revoked_at: datetime | None

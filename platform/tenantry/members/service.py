@@ -1,0 +1,110 @@
+"""Roles and removal, with the rules of API.md: admins manage members and viewers, only
+owners grant or take admin and owner, and a tenant never loses its last owner."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.audit.service import audit
+from tenantry.auth.dependencies import user_id_of
+from tenantry.auth.principal import Principal
+from tenantry.errors import Conflict, Forbidden, NotFound
+from tenantry.kit.pagination import Page, PageParams
+from tenantry.members.repository import MembershipRepository
+from tenantry.members.schemas import MemberRead, MemberUpdate
+from tenantry.models import Membership, Role
+
+_PRIVILEGED = (Role.ADMIN, Role.OWNER)
+
+
+class LastOwner(Conflict):
+    code = "last-owner"
+    title = "A tenant needs an owner"
+
+
+class MemberNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("No such member in this tenant")
+
+
+def _check_may_manage(actor: Role | None, target: Role, new_role: Role | None = None) -> None:
+    if actor is Role.OWNER:
+        return
+    if actor is Role.ADMIN and target not in _PRIVILEGED and new_role not in _PRIVILEGED:
+        return
+    raise Forbidden("Only owners may grant, change or remove the admin and owner roles")
+
+
+class MemberService:
+    async def list(
+        self, session: AsyncSession, principal: Principal, params: PageParams
+    ) -> Page[MemberRead]:
+        rows, next_cursor = await MembershipRepository(session, principal.require_tenant()).page(
+            params
+        )
+        return Page(items=[MemberRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+    async def update_role(
+        self, session: AsyncSession, principal: Principal, user_id: uuid.UUID, data: MemberUpdate
+    ) -> MemberRead:
+        repository = MembershipRepository(session, principal.require_tenant())
+        owners = await repository.lock_owners()
+        membership = await self._locked(repository, user_id)
+        previous = Role(membership.role)  # a plain str when loaded from the String column
+        _check_may_manage(principal.role, previous, data.role)
+        if previous == data.role:
+            return await self._read(repository, user_id)
+        if previous is Role.OWNER and owners == [user_id]:
+            raise LastOwner("The last owner cannot be demoted; make someone else owner first")
+        membership.role = data.role
+        session.add(membership)
+        await session.flush()
+        audit.record(
+            session,
+            principal,
+            "member.role_changed",
+            target_type="user",
+            target_id=user_id,
+            data={"from": previous.value, "to": data.role.value},
+        )
+        return await self._read(repository, user_id)
+
+    async def remove(self, session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
+        leaving = user_id == user_id_of(principal)
+        if not leaving and not (principal.role and principal.role.at_least(Role.ADMIN)):
+            raise Forbidden("Requires the admin role or higher to remove someone else")
+        repository = MembershipRepository(session, principal.require_tenant())
+        owners = await repository.lock_owners()
+        membership = await self._locked(repository, user_id)
+        role = Role(membership.role)
+        if not leaving:
+            _check_may_manage(principal.role, role)
+        if role is Role.OWNER and owners == [user_id]:
+            raise LastOwner("The last owner cannot leave or be removed; make someone else owner")
+        await repository.delete(membership)
+        await session.flush()
+        audit.record(
+            session,
+            principal,
+            "member.left" if leaving else "member.removed",
+            target_type="user",
+            target_id=user_id,
+            data={"role": role.value},
+        )
+
+    async def _locked(self, repository: MembershipRepository, user_id: uuid.UUID) -> Membership:
+        membership = await repository.get_by_user(user_id, lock=True)
+        if membership is None:
+            raise MemberNotFound()
+        return membership
+
+    async def _read(self, repository: MembershipRepository, user_id: uuid.UUID) -> MemberRead:
+        row = await repository.member_row(user_id)
+        if row is None:
+            raise MemberNotFound()
+        return MemberRead.model_validate(row)
+
+
+member = MemberService()

@@ -1,0 +1,1 @@
+"""Tenants: create, list, the current one, deletion and the purge that follows."""

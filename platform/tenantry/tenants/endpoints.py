@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from tenantry.deps import SessionDep
+from tenantry.kit.pagination import Page, PageDep
+from tenantry.models import Tenant
+from tenantry.tenants.auth import (
+    CurrentTenantAdmin,
+    CurrentTenantOwner,
+    CurrentTenantRead,
+    TenantsUser,
+)
+from tenantry.tenants.schemas import (
+    TenantCreate,
+    TenantDeleted,
+    TenantRead,
+    TenantUpdate,
+    TenantWithRole,
+)
+from tenantry.tenants.service import tenant as tenant_service
+
+router = APIRouter(tags=["tenants"])
+
+
+@router.post("/tenants", response_model=TenantWithRole, status_code=status.HTTP_201_CREATED)
+async def create(body: TenantCreate, principal: TenantsUser, session: SessionDep) -> TenantWithRole:
+    """Create a tenant; the caller becomes its owner."""
+    return await tenant_service.create(session, principal, body)
+
+
+@router.get("/tenants", response_model=Page[TenantWithRole])
+async def list(principal: TenantsUser, session: SessionDep, page: PageDep) -> Page[TenantWithRole]:
+    """List the caller's tenants with their role in each."""
+    return await tenant_service.list_mine(session, principal, page)
+
+
+@router.get("/tenant", response_model=TenantRead)
+async def get_current(principal: CurrentTenantRead, session: SessionDep) -> Tenant:
+    """Get the tenant the credential is bound to."""
+    return await tenant_service.get_current(session, principal)
+
+
+@router.patch("/tenant", response_model=TenantRead)
+async def update_current(
+    body: TenantUpdate, principal: CurrentTenantAdmin, session: SessionDep
+) -> Tenant:
+    """Rename the current tenant (admins); plan and status belong to operators."""
+    return await tenant_service.update_current(session, principal, body)
+
+
+@router.delete("/tenant", response_model=TenantDeleted, status_code=status.HTTP_202_ACCEPTED)
+async def delete_current(principal: CurrentTenantOwner, session: SessionDep) -> TenantDeleted:
+    """Delete the current tenant (owners): access ends now, a job purges its data."""
+    return await tenant_service.delete_current(session, principal)

@@ -1,0 +1,58 @@
+"""Tenants are global rows (they are the boundary); memberships find them for a user."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from tenantry.kit.keyset import fetch_page
+from tenantry.kit.pagination import PageParams
+from tenantry.models import Membership, Tenant
+
+
+class TenantsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_unless_slug_taken(self, tenant: Tenant) -> Tenant | None:
+        """Insert, or return None when the slug is taken (race-safe: the unique index decides)."""
+        stmt = (
+            insert(Tenant)
+            .values(**tenant.model_dump())
+            .on_conflict_do_nothing(index_elements=["slug"])
+            .returning(Tenant)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_live(self, tenant_id: uuid.UUID, *, lock: bool = False) -> Tenant | None:
+        stmt = sa.select(Tenant).where(
+            col(Tenant.id) == tenant_id, col(Tenant.deleted_at).is_(None)
+        )
+        if lock:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def page_for_user(
+        self, user_id: uuid.UUID, params: PageParams
+    ) -> tuple[Sequence[Any], str | None]:
+        """The user's live tenants with their role, through the memberships' user arm."""
+        stmt = (
+            sa.select(Tenant, col(Membership.role), col(Membership.created_at), col(Membership.id))
+            .join(Membership, col(Membership.tenant_id) == col(Tenant.id))
+            .where(col(Membership.user_id) == user_id, col(Tenant.deleted_at).is_(None))
+        )
+        return await fetch_page(
+            self.session,
+            stmt,
+            created_at=col(Membership.created_at),
+            id=col(Membership.id),
+            params=params,
+            key=lambda row: (row.created_at, row.id),
+            scalars=False,
+        )

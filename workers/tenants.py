@@ -1,0 +1,66 @@
+"""Tenant jobs: the purge after a delete, and the relay that re-sends lost purges."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from arq import Retry
+
+from tenantry.jobs import Job
+from tenantry.observability.metrics import JOB_DURATION, JOB_RETRIES, JOBS
+from tenantry.tenants.purge import DEFAULT_BATCH_SIZE, purger
+from tenantry.tenants.service import purge_job_id
+from workers.context import ctx_db
+
+# One run works this long, then hands over to the next run of the same job: the purge
+# of a huge tenant never needs a job timeout longer than the worker's (which would also
+# lengthen how long every job of a killed worker waits to be picked up again).
+PURGE_RUN_SECONDS = 40.0
+PURGE_MAX_TRIES = 1000
+# A deleted tenant still present this long after its deletion has lost its purge
+# (Redis was down at enqueue, or the job gave up); the relay enqueues it again.
+PURGE_OVERDUE_AFTER = timedelta(minutes=10)
+
+
+async def purge(
+    ctx: dict[str, Any],
+    tenant_id: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    pause_seconds: float = 0.0,
+    run_seconds: float = PURGE_RUN_SECONDS,
+) -> dict[str, object]:
+    """Delete every row of a deleted tenant, in batches; safe to run again at any point."""
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        result = await purger.purge(
+            ctx_db(ctx),
+            ctx["app_redis"],
+            uuid.UUID(tenant_id),
+            batch_size=batch_size,
+            pause_seconds=pause_seconds,
+            deadline=time.monotonic() + run_seconds,
+        )
+        if result.status == "partial":
+            outcome = "continued"
+            JOB_RETRIES.labels(Job.PURGE_TENANT.value).inc()
+            raise Retry(defer=0)
+        outcome = "succeeded"
+        return result.as_dict()
+    finally:
+        JOBS.labels(Job.PURGE_TENANT.value, outcome).inc()
+        JOB_DURATION.labels(Job.PURGE_TENANT.value).observe(time.perf_counter() - started)
+
+
+async def relay_purges(ctx: dict[str, Any]) -> int:
+    """Re-enqueue purges that a Redis outage or an exhausted job left undone."""
+    tenant_ids = await purger.overdue(ctx_db(ctx), older_than=PURGE_OVERDUE_AFTER)
+    for tenant_id in tenant_ids:
+        # ARQ's own pool enqueues on the worker's queue by default.
+        await ctx["redis"].enqueue_job(
+            Job.PURGE_TENANT.value, _job_id=purge_job_id(tenant_id), tenant_id=str(tenant_id)
+        )
+    return len(tenant_ids)
