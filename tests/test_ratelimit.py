@@ -51,6 +51,12 @@ async def tenant_call(principal: Reader) -> dict[str, Any]:
     return {"tenant": str(principal.tenant_id), "pid": os.getpid()}
 
 
+@probe.get("/pid")
+async def pid() -> dict[str, int]:
+    """Unlimited: which process answered."""
+    return {"pid": os.getpid()}
+
+
 @probe.post("/both")
 async def both(reader: Reader, writer: Writer) -> dict[str, str]:
     """Two auth aliases on one route."""
@@ -563,7 +569,7 @@ class TestWorkers:
         port = _free_port()
         env = dict(
             os.environ,
-            RATE_LIMIT_FREE="24",
+            RATE_LIMIT_FREE="40",
             PYTHONPATH=os.pathsep.join([str(ROOT / "platform"), str(ROOT)]),
         )
         server = subprocess.Popen(
@@ -585,36 +591,37 @@ class TestWorkers:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            await _wait_until_up(base, server)
             # No keep-alive: each request is a new connection, free to land on either worker.
             limits = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as api:
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=20) as api:
+                await _wait_for_both_workers(api, server)
                 responses = await asyncio.gather(
-                    *[api.get("/probe/tenant", headers=actor.headers) for _ in range(30)]
+                    *[api.get("/probe/tenant", headers=actor.headers) for _ in range(50)]
                 )
         finally:
             server.terminate()
             server.wait(timeout=15)
         codes = sorted(r.status_code for r in responses)
-        assert codes == [200] * 24 + [429] * 6
+        assert codes == [200] * 40 + [429] * 10
         pids = {r.json()["pid"] for r in responses if r.status_code == 200}
         assert len(pids) == 2, "both workers should have answered"
-        assert await _redis_tenant_count(test_services, tenant) == 24
+        assert await _redis_tenant_count(test_services, tenant) == 40
 
 
-async def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient(base_url=base, timeout=1) as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise AssertionError(f"uvicorn exited with {server.returncode}")
-            try:
-                if (await client.get("/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+async def _wait_for_both_workers(api: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
+    """Until two different processes have answered (slow on a busy machine)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 90
+    while len(seen) < 2:
+        if server.poll() is not None:
+            raise AssertionError(f"uvicorn exited with {server.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(seen)} uvicorn worker(s) answered")
+        try:
+            answers = await asyncio.gather(*[api.get("/probe/pid") for _ in range(4)])
+            seen.update(r.json()["pid"] for r in answers if r.status_code == 200)
+        except httpx.TransportError:
             await asyncio.sleep(0.2)
-    raise AssertionError("uvicorn did not start")
 
 
 async def _redis_tenant_count(test_services: Services, tenant: Tenant) -> int:
