@@ -11,8 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +27,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import REGISTRY
 from starlette.requests import Request
 
-from tenantry import ratelimit
+from tenantry import ratelimit, usage
 from tenantry.auth.dependencies import Authorize
 from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
@@ -34,6 +36,7 @@ from tenantry.errors import NotFound
 from tenantry.main import create_app
 from tenantry.models import Plan, Tenant
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit, SignupRateLimit
+from tenantry.usage import usage_key
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.services import TestServices as Services
 
@@ -302,6 +305,36 @@ class TestTenantRule:
             responses = [await api.get("/probe/tenant", headers=actor.headers) for _ in range(3)]
         assert [r.status_code for r in responses] == [200, 200, 200]
         assert "x-ratelimit-limit" not in responses[-1].headers
+
+
+class TestUsageMeter:
+    """Every tenant call is metered for the usage report in the limiter's round trip."""
+
+    @staticmethod
+    async def calls_today(redis: ArqRedis, tenant: Tenant) -> int:
+        return int(await redis.get(usage_key(tenant.id, datetime.now(UTC).date())) or 0)
+
+    async def test_served_and_refused_calls_are_metered(
+        self, api_with: ApiFactory, actor: Actor, redis: ArqRedis, tenant: Tenant
+    ) -> None:
+        async with api_with(rate_limit_free=2) as api:
+            codes = [
+                (await api.get("/probe/tenant", headers=actor.headers)).status_code
+                for _ in range(3)
+            ]
+            await api.post("/probe/both", headers=actor.headers)  # two aliases: one call
+        assert codes == [200, 200, 429]
+        assert await self.calls_today(redis, tenant) == 4
+        ttl = await redis.ttl(usage_key(tenant.id, datetime.now(UTC).date()))
+        assert 0 < ttl <= usage.TTL_SECONDS
+
+    async def test_metered_when_limits_are_off(
+        self, api_with: ApiFactory, actor: Actor, redis: ArqRedis, tenant: Tenant
+    ) -> None:
+        async with api_with(rate_limit_enabled=False) as api:
+            for _ in range(2):
+                await api.get("/probe/tenant", headers=actor.headers)
+        assert await self.calls_today(redis, tenant) == 2
 
 
 async def _set_plan(db: Database, tenant: Tenant, plan: Plan) -> None:
@@ -606,6 +639,53 @@ class TestWorkers:
         pids = {r.json()["pid"] for r in responses if r.status_code == 200}
         assert len(pids) == 2, "both workers should have answered"
         assert await _redis_tenant_count(test_services, tenant) == 40
+
+    async def test_tenantry_serve_limits_a_real_route(
+        self, db: Database, test_services: Services
+    ) -> None:
+        """`tenantry serve --workers 2`, the production entry point, on a real
+        Authorize-protected route: a report that does not exist answers 404 with the
+        quota headers until the tenant's window is spent, then 429."""
+        tenant = await make_tenant(db)
+        actor = await make_actor(db, test_services.settings(), tenant=tenant)
+        port = _free_port()
+        env = dict(os.environ, RATE_LIMIT_FREE="12")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tenantry.cli", "serve", "--workers", "2", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        path = f"/api/v1/reports/{uuid.uuid4()}"
+        try:
+            limits = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=20) as api:
+                await _wait_until_healthy(api, server)
+                responses = await asyncio.gather(
+                    *[api.get(path, headers=actor.headers) for _ in range(16)]
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+        assert sorted(r.status_code for r in responses) == [404] * 12 + [429] * 4
+        remaining = sorted(int(r.headers["x-ratelimit-remaining"]) for r in responses)
+        assert remaining == [0] * 5 + list(range(1, 12))
+        assert all(r.headers["x-ratelimit-limit"] == "12" for r in responses)
+        assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 429)
+
+
+async def _wait_until_healthy(api: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"tenantry serve exited with {server.returncode}")
+        try:
+            if (await api.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("tenantry serve did not start")
 
 
 async def _wait_for_both_workers(api: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:

@@ -6,7 +6,8 @@ first hit). Windows are fixed, start at a counter's first hit and end when its k
 expires, so the window is timed by Redis itself and API hosts' clocks never disagree.
 Why not fastapi-limiter / pyrate-limiter: README "Rate limits".
 
-Rules: `tenant` (every tenant-scoped call, by plan; hooked into `Authorize`), and the
+Rules: `tenant` (every tenant-scoped call, by plan; hooked into `Authorize`, and also
+metering the call for the usage report in the same round trip), and the
 dependencies `LoginRateLimit`, `SignupRateLimit`, `PasswordResetRateLimit` for the
 routes that take a password or send an email. The tenant rule fails open when Redis is
 unavailable; the others fail closed with 503. The decision is kept on the request's
@@ -23,6 +24,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +33,7 @@ from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 from starlette.types import Scope
 
+from tenantry import usage
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable, TooManyRequests
 from tenantry.models import Plan
@@ -38,27 +41,34 @@ from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL
 
 logger = logging.getLogger("tenantry.ratelimit")
 
-# KEYS[i] is one counter; ARGV[2i-1] its limit, ARGV[2i] its window in ms. All or
-# nothing: a request refused by one counter consumes none of the others, so a caller
-# locked out per IP does not also burn a username's allowance. Reply:
-# {refused, count_1, ttl_ms_1, count_2, ttl_ms_2, ...}; a ttl < 0 means "no window yet".
+# ARGV[1] = n, the number of counters. KEYS[i] (i <= n) is one counter, ARGV[2i] its
+# limit and ARGV[2i+1] its window in ms. All or nothing: a request refused by one counter
+# consumes none of the others, so a caller locked out per IP does not also burn a
+# username's allowance. Any KEYS after the n counters are tallies (the usage meter):
+# INCR'd on every call, refused or not, with EXPIRE ARGV[2n+2] seconds, so metering
+# rides on the same round trip. Reply: {refused, count_1, ttl_ms_1, ...}; ttl < 0 means
+# "no window yet".
 _SCRIPT = """
-local n = #KEYS
+local n = tonumber(ARGV[1])
 local counts, ttls = {}, {}
 local refused = 0
 for i = 1, n do
   counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
   ttls[i] = redis.call('PTTL', KEYS[i])
-  if counts[i] >= tonumber(ARGV[2 * i - 1]) then refused = 1 end
+  if counts[i] >= tonumber(ARGV[2 * i]) then refused = 1 end
 end
 if refused == 0 then
   for i = 1, n do
     counts[i] = redis.call('INCR', KEYS[i])
     if ttls[i] < 0 then
-      ttls[i] = tonumber(ARGV[2 * i])
+      ttls[i] = tonumber(ARGV[2 * i + 1])
       redis.call('PEXPIRE', KEYS[i], ttls[i])
     end
   end
+end
+for i = n + 1, #KEYS do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * n + 2])
 end
 local reply = {refused}
 for i = 1, n do
@@ -124,14 +134,18 @@ class RateLimiter:
         self._last_logged: dict[str, float] = {}
         self._since_logged: dict[str, int] = {}
 
-    async def hit(self, *buckets: Bucket) -> Quota:
-        """Check and consume one request from every bucket, atomically."""
+    async def hit(self, *buckets: Bucket, tally: tuple[str, int] | None = None) -> Quota:
+        """Check and consume one request from every bucket, atomically; `tally`
+        (key, ttl seconds) is a plain counter bumped in the same round trip."""
         if time.monotonic() < self._skip_until:
             raise LimiterUnavailable("Redis timed out recently")
         keys = [b.key for b in buckets]
-        args: list[int] = []
+        args: list[int] = [len(buckets)]
         for b in buckets:
             args.extend((b.limit, b.window_ms))
+        if tally is not None:
+            keys.append(tally[0])
+            args.append(tally[1])
         try:
             try:
                 reply = await self._script(keys=keys, args=args)
@@ -311,7 +325,8 @@ def plan_limit(settings: Settings, plan: Plan) -> int:
 
 
 async def enforce_tenant_limit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> None:
-    """Count one call against the tenant's plan; 429 when the window is spent.
+    """Count one call against the tenant's plan; 429 when the window is spent. The same
+    round trip meters the call for the usage report (`tenantry.usage`).
 
     The plan is the one read from the tenant row on this request, and only the limit
     (not the key) depends on it, so an upgrade or downgrade applies to the next call
@@ -319,18 +334,22 @@ async def enforce_tenant_limit(request: Request, tenant_id: uuid.UUID, plan: Pla
     """
     settings: Settings = request.app.state.settings
     state = request.scope.setdefault("state", {})
-    if not settings.rate_limit_enabled or state.get(_STATE_TENANT_DONE):
+    if state.get(_STATE_TENANT_DONE):
         return
     state[_STATE_TENANT_DONE] = True  # two Authorize aliases on one route count once
+    if not settings.rate_limit_enabled:
+        await usage.record_call(request.app.state.redis, tenant_id)
+        return
     plan = plan or Plan.FREE
     bucket = Bucket(
         f"rl:tenant:{{{tenant_id}}}",
         plan_limit(settings, plan),
         settings.rate_limit_window_seconds * 1000,
     )
+    tally = (usage.usage_key(tenant_id, datetime.now(UTC).date()), usage.TTL_SECONDS)
     limiter = limiter_for(request)
     try:
-        quota = await limiter.hit(bucket)
+        quota = await limiter.hit(bucket, tally=tally)
     except LimiterUnavailable as exc:
         RATE_LIMIT_FAIL_OPEN.labels("tenant").inc()
         limiter.unavailable("tenant", exc, "serving without a limit (fail open)")
