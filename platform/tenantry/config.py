@@ -112,6 +112,22 @@ class Settings(BaseSettings):
     # ARQ retries a killed worker's job after the longest job timeout + 10 s, so keep it short.
     report_job_timeout: int = 60
 
+    # Rate limits (API.md "Limits"): requests per RATE_LIMIT_WINDOW_SECONDS, counted in Redis.
+    rate_limit_enabled: bool = True
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    rate_limit_login: int = Field(default=10, ge=0)  # per client IP and username
+    rate_limit_login_ip: int = Field(default=10, ge=0)  # per client IP, any username
+    rate_limit_signup: int = Field(default=5, ge=0)  # per client IP
+    rate_limit_password_reset: int = Field(default=5, ge=0)  # per client IP
+    rate_limit_free: int = Field(default=60, ge=0)  # per tenant, by plan
+    rate_limit_pro: int = Field(default=600, ge=0)
+    rate_limit_enterprise: int = Field(default=6000, ge=0)
+    # While Redis is down the tenant rule fails open; say so in the log at most this often.
+    rate_limit_log_interval_seconds: float = 60.0
+    # After a Redis *timeout* (slow, not refused), skip it for this long rather than make
+    # every request wait REDIS_SOCKET_TIMEOUT.
+    rate_limit_backoff_seconds: float = 1.0
+
     # `tenantry serve` refuses to start if the app role could bypass row-level security.
     check_db_role: bool = True
 

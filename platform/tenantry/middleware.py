@@ -1,5 +1,5 @@
-"""The HTTP shell as one pure ASGI middleware: request id, security headers, body cap,
-and a last-resort problem+json for anything that escaped the exception handlers.
+"""The HTTP shell as one pure ASGI middleware: request id, security headers, rate-limit
+headers, body cap, and a last-resort problem+json for anything that escaped the exception handlers.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass through untouched and
 the per-request overhead stays a few function calls.
@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantry import ratelimit
 from tenantry.context import request_id_var, tenant_id_var, user_id_var
 from tenantry.errors import is_unavailable, problem
 from tenantry.observability.sentry import capture_exception
@@ -58,6 +59,8 @@ class HttpShellMiddleware:
                 ]
                 headers.append(rid_header)
                 headers.extend(SECURITY_HEADERS)
+                # Decided in a dependency, written here so errors (404, 429) carry them too.
+                headers.extend(ratelimit.response_headers(scope))
                 message["headers"] = headers
             await send(message)
 

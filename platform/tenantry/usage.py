@@ -22,7 +22,7 @@ from tenantry.models import ApiUsageDaily
 logger = logging.getLogger("tenantry.usage")
 
 _PREFIX = "usage:"
-_TTL_SECONDS = 8 * 24 * 3600  # survive a week of flush outages
+TTL_SECONDS = 8 * 24 * 3600  # survive a week of flush outages
 
 
 def usage_key(tenant_id: uuid.UUID, day: date) -> str:
@@ -35,7 +35,7 @@ async def record_call(redis: Redis, tenant_id: uuid.UUID) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
-            pipe.expire(key, _TTL_SECONDS)
+            pipe.expire(key, TTL_SECONDS)
             await pipe.execute()
     except Exception:
         logger.debug("usage counter unavailable", exc_info=True)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry import ratelimit
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
@@ -39,7 +40,7 @@ _USER_STATE = sa.text(
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return ratelimit.client_ip(request)
 
 
 def read_credential(request: Request) -> str | None:
@@ -137,6 +138,9 @@ class Authorize:
         request.state.principal = principal
         tenant_id_var.set(str(principal.tenant_id) if principal.tenant_id else None)
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
+        if principal.tenant_id is not None:
+            # Before the role checks: a refused call costs us work too, and counts.
+            await ratelimit.enforce_tenant_limit(request, principal.tenant_id, principal.plan)
         self._check(principal)
         return principal
 
