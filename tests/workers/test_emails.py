@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import create_worker
+from fastapi import FastAPI
 
 from tenantry.config import Settings
 from tenantry.db import Database
@@ -150,17 +151,20 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 class TestKilledWorker:
     async def test_every_row_delivered_duplicates_only_in_the_window(
         self,
-        client: httpx.AsyncClient,
+        app: FastAPI,
         db: Database,
         smtp: SmtpServer,
         worker_env: dict[str, str],
     ) -> None:
         # The server accepts one message at a time, so the kill lands mid-delivery.
         smtp.recorder.serial_hold = 0.15
-        addresses = [
-            (await sign_up(client, email=f"kill-{i}-{uuid.uuid4().hex[:6]}@example.com"))["email"]
-            for i in range(12)
-        ]
+        addresses = []
+        for i in range(12):
+            # Twelve sign-ups from one IP would meet the sign-up limit (5 a minute).
+            transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{i + 1}", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                email = f"kill-{i}-{uuid.uuid4().hex[:6]}@example.com"
+                addresses.append((await sign_up(client, email=email))["email"])
         first = _start_worker(worker_env)
         second = None
         try:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, status
 
 from tenantry.auth.dependencies import client_ip
 from tenantry.deps import SessionDep, SettingsDep
+from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit
 from tenantry.sessions.auth import SignedIn, no_store
 from tenantry.sessions.schemas import (
     Accepted,
@@ -27,7 +28,7 @@ from tenantry.sessions.service import auth as auth_service
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, dependencies=[LoginRateLimit])
 async def login(
     form: Annotated[LoginForm, Depends()],
     request: Request,
@@ -65,7 +66,10 @@ async def switch_tenant(
 
 
 @router.post(
-    "/password-reset/request", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    dependencies=[PasswordResetRateLimit],
 )
 async def request_password_reset(
     data: PasswordResetRequest, session: SessionDep, settings: SettingsDep

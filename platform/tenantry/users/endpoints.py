@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from tenantry.deps import SessionDep, SettingsDep
 from tenantry.models import User
+from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
 from tenantry.users.schemas import UserCreate, UserMe, UserRead, UserUpdate
 from tenantry.users.service import user as user_service
@@ -15,9 +16,18 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 # Both spellings answer directly: a 307 to the slashed path would make clients re-POST.
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=UserRead, include_in_schema=False
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    include_in_schema=False,
+    dependencies=[SignupRateLimit],
 )
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    dependencies=[SignupRateLimit],
+)
 async def create(data: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
     """Sign up; a welcome email with a verification token follows."""
     return await user_service.create(session, settings, data)
