@@ -5,6 +5,8 @@ from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
+from tenantry.models.project import Project
+from tenantry.models.task import Task, TaskStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
 
@@ -17,7 +19,10 @@ __all__ = [
     "Membership",
     "OutboxStatus",
     "Plan",
+    "Project",
     "Role",
+    "Task",
+    "TaskStatus",
     "Tenant",
     "TenantScoped",
     "TenantStatus",
