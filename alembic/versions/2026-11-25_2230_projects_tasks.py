@@ -122,7 +122,15 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
-        "ix_tasks_project_due", "tasks", ["tenant_id", "project_id", "due_date", "id"], unique=False
+        "ix_tasks_project_due",
+        "tasks",
+        [
+            "tenant_id",
+            "project_id",
+            sa.literal_column("COALESCE(due_date, 'infinity'::date)"),
+            "id",
+        ],
+        unique=False,
     )
     op.create_index(
         "ix_tasks_project_due_desc",
@@ -130,8 +138,8 @@ def upgrade() -> None:
         [
             "tenant_id",
             "project_id",
-            sa.literal_column("due_date DESC NULLS LAST"),
-            sa.literal_column("id DESC"),
+            sa.literal_column("COALESCE(due_date, '-infinity'::date)"),
+            "id",
         ],
         unique=False,
     )

@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry import cache
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.jobs import send_jobs, take_jobs
@@ -19,7 +20,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Declared with `scope="function"`, so FastAPI runs the code after `yield` as soon as
     the handler returns: a failed commit becomes an error response, never a 200 for a
-    write that did not happen. Buffered jobs leave only after the commit.
+    write that did not happen. Buffered jobs leave only after the commit, and the
+    cache of every tenant written to is invalidated before the response goes out, so
+    the client's next read sees its write.
     """
     db: Database = request.app.state.db
     async with db.sessionmaker() as session:
@@ -30,6 +33,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             take_jobs(session)
             raise
+        await cache.invalidate(request.app.state.redis, cache.take_stale(session))
         await send_jobs(request.app.state.redis, take_jobs(session))
 
 

@@ -14,7 +14,9 @@ from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.middleware import HttpShellMiddleware
+from tenantry.projects import endpoints as projects_endpoints
 from tenantry.redis_client import create_redis
+from tenantry.tasks import endpoints as tasks_endpoints
 
 API_PREFIX = "/api/v1"
 
@@ -27,7 +29,11 @@ def _operation_id(route: APIRoute) -> str:
 
 def api_router() -> APIRouter:
     """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
-    return APIRouter(prefix=API_PREFIX)
+    router = APIRouter(prefix=API_PREFIX)
+    router.include_router(projects_endpoints.router)
+    router.include_router(tasks_endpoints.router)
+    router.include_router(tasks_endpoints.exports_router)
+    return router
 
 
 def create_app(

@@ -46,15 +46,20 @@ class Task(IDModel, TenantScoped, Timestamped, table=True):
         sa.CheckConstraint("status IN ('todo', 'doing', 'done')", name="status_known"),
         sa.Index("ix_tasks_project_created", "tenant_id", "project_id", "created_at", "id"),
         sa.Index("ix_tasks_project_priority", "tenant_id", "project_id", "priority", "id"),
-        sa.Index("ix_tasks_project_due", "tenant_id", "project_id", "due_date", "id"),
-        # `-due_date` keeps undated tasks last too, which a backward scan of the index
-        # above cannot give (it would put NULLs first).
+        # Undated tasks sort last both ways: the lists order by these expressions.
+        sa.Index(
+            "ix_tasks_project_due",
+            "tenant_id",
+            "project_id",
+            sa.text("COALESCE(due_date, 'infinity'::date)"),
+            "id",
+        ),
         sa.Index(
             "ix_tasks_project_due_desc",
             "tenant_id",
             "project_id",
-            sa.text("due_date DESC NULLS LAST"),
-            sa.text("id DESC"),
+            sa.text("COALESCE(due_date, '-infinity'::date)"),
+            "id",
         ),
         sa.Index("ix_tasks_tenant_assignee", "tenant_id", "assignee_id"),
         sa.Index(

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlmodel import col
+
+from tenantry.errors import Unprocessable
+from tenantry.kit.pagination import decode_cursor, encode_cursor
+from tenantry.kit.repository import RowSelect, TenantRepository
+from tenantry.models import Membership, Project, Task, TaskStatus
+from tenantry.projects.repository import like_pattern
+from tenantry.tasks.schemas import TaskSort
+
+COLUMNS = (
+    col(Task.id),
+    col(Task.project_id),
+    col(Task.title),
+    col(Task.description),
+    col(Task.status),
+    col(Task.priority),
+    col(Task.assignee_id),
+    col(Task.due_date),
+    col(Task.created_at),
+    col(Task.updated_at),
+)
+
+# Undated tasks sort last in both directions. Sorting on COALESCE with an infinite date
+# (the same expressions as the ix_tasks_project_due* indexes) keeps the keyset a plain
+# row comparison that the index answers, with no NULL special cases.
+_DUE_LAST_ASC = sa.func.coalesce(col(Task.due_date), sa.literal_column("'infinity'::date"))
+_DUE_LAST_DESC = sa.func.coalesce(col(Task.due_date), sa.literal_column("'-infinity'::date"))
+
+
+def _timestamp(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed
+
+
+def _due(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _priority(value: Any) -> int:
+    if not isinstance(value, int):
+        raise TypeError("priority must be an int")
+    return value
+
+
+@dataclass(frozen=True)
+class _Order:
+    key: Any  # the column or expression sorted on
+    descending: bool
+    column: str  # where a row holds the raw value
+    parse: Callable[[Any], Any]
+    # The raw value as the sort key sees it (NULL due dates become ±infinity).
+    as_key: Callable[[Any], Any] = lambda value: value
+
+
+def _due_key(value: date | None, *, descending: bool) -> Any:
+    if value is not None:
+        return sa.literal(value, sa.Date)
+    return sa.literal_column("'-infinity'::date" if descending else "'infinity'::date")
+
+
+_ORDERS = {
+    TaskSort.CREATED_AT: _Order(col(Task.created_at), False, "created_at", _timestamp),
+    TaskSort.CREATED_AT_DESC: _Order(col(Task.created_at), True, "created_at", _timestamp),
+    TaskSort.PRIORITY: _Order(col(Task.priority), False, "priority", _priority),
+    TaskSort.PRIORITY_DESC: _Order(col(Task.priority), True, "priority", _priority),
+    TaskSort.DUE_DATE: _Order(
+        _DUE_LAST_ASC, False, "due_date", _due, lambda v: _due_key(v, descending=False)
+    ),
+    TaskSort.DUE_DATE_DESC: _Order(
+        _DUE_LAST_DESC, True, "due_date", _due, lambda v: _due_key(v, descending=True)
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    status: TaskStatus | None = None
+    assignee_id: uuid.UUID | None = None
+    q: str | None = None
+    sort: TaskSort = TaskSort.CREATED_AT_DESC
+
+
+class TaskRepository(TenantRepository[Task]):
+    model = Task
+
+    def select_columns(self) -> RowSelect:
+        return sa.select(*COLUMNS).where(col(Task.tenant_id) == self.tenant_id)
+
+    async def get_row(self, id: uuid.UUID) -> RowMapping | None:
+        stmt = self.select_columns().where(col(Task.id) == id)
+        return (await self.session.execute(stmt)).mappings().first()
+
+    async def list_rows(
+        self,
+        project_id: uuid.UUID,
+        filters: TaskFilters,
+        *,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[Sequence[RowMapping], str | None]:
+        """One page in `filters.sort` order, `id` breaking ties; the cursor carries the
+        sort name and the last row's (value, id), so it cannot be replayed on another
+        sort."""
+        order = _ORDERS[filters.sort]
+        stmt = self.select_columns().where(col(Task.project_id) == project_id)
+        if filters.status is not None:
+            stmt = stmt.where(col(Task.status) == filters.status)
+        if filters.assignee_id is not None:
+            stmt = stmt.where(col(Task.assignee_id) == filters.assignee_id)
+        if filters.q:
+            pattern = like_pattern(filters.q)
+            stmt = stmt.where(
+                sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
+            )
+        if cursor:
+            value, last_id = _parse(decode_cursor(cursor, size=3), filters.sort, order)
+            row_key = sa.tuple_(order.key, col(Task.id))
+            after = sa.tuple_(order.as_key(value), sa.literal(last_id, sa.Uuid))
+            stmt = stmt.where(row_key < after if order.descending else row_key > after)
+        if order.descending:
+            stmt = stmt.order_by(order.key.desc(), col(Task.id).desc())
+        else:
+            stmt = stmt.order_by(order.key.asc(), col(Task.id).asc())
+        rows = (await self.session.execute(stmt.limit(limit + 1))).mappings().all()
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]
+        raw = last[order.column]
+        dumped = raw.isoformat() if isinstance(raw, date | datetime) else raw
+        return rows[:limit], encode_cursor([filters.sort.value, dumped, str(last["id"])])
+
+    async def project_exists(self, project_id: uuid.UUID) -> bool:
+        stmt = sa.select(sa.literal(1)).where(
+            col(Project.tenant_id) == self.tenant_id, col(Project.id) == project_id
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def is_member(self, user_id: uuid.UUID) -> bool:
+        stmt = sa.select(sa.literal(1)).where(
+            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    def stream_statement(self) -> RowSelect:
+        """Every task of the tenant with its project's name, in a stable order."""
+        return (
+            sa.select(*COLUMNS, col(Project.name).label("project_name"))
+            .join(
+                Project,
+                sa.and_(
+                    col(Project.tenant_id) == col(Task.tenant_id),
+                    col(Project.id) == col(Task.project_id),
+                ),
+            )
+            .where(col(Task.tenant_id) == self.tenant_id)
+            .order_by(col(Task.created_at), col(Task.id))
+        )
+
+
+def _parse(values: list[Any], sort: TaskSort, order: _Order) -> tuple[Any, uuid.UUID]:
+    try:
+        if values[0] != sort.value:
+            raise ValueError("cursor of another sort")
+        return order.parse(values[1]), uuid.UUID(values[2])
+    except (TypeError, ValueError):
+        raise Unprocessable("Invalid cursor", field="query.cursor") from None
