@@ -13,6 +13,7 @@ from tenantry import __version__, health
 from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
+from tenantry.idempotency import IdempotencyMiddleware
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.projects import endpoints as projects_endpoints
 from tenantry.redis_client import create_redis
@@ -77,6 +78,8 @@ def create_app(
     app.state.settings = settings
 
     install_error_handlers(app)
+    # Innermost: replays skip the app but still pass through CORS and the HTTP shell.
+    app.add_middleware(IdempotencyMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
