@@ -37,12 +37,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await send_jobs(request.app.state.redis, take_jobs(session))
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Plain lookups are `async def` on purpose: FastAPI runs a sync dependency in the thread
+# pool, and that hop costs more than the lookup on every request.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_redis(request: Request) -> ArqRedis:
+async def get_redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 
