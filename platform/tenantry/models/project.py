@@ -15,15 +15,6 @@ class Project(IDModel, TenantScoped, Timestamped, table=True):
         # project of its own tenant; it also serves lookups by id within a tenant.
         sa.UniqueConstraint("tenant_id", "id"),
         sa.Index("ix_projects_tenant_created", "tenant_id", "created_at", "id"),
-        # `q` is a substring match on the name: trigrams, with tenant_id inside the same
-        # GIN index (btree_gin) so a search never walks other tenants' entries.
-        sa.Index(
-            "ix_projects_tenant_name_trgm",
-            "tenant_id",
-            "name",
-            postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops"},
-        ),
     )
 
     name: str = Field(max_length=200)

@@ -30,11 +30,10 @@ COLUMNS = (
     col(Task.updated_at),
 )
 
-# Undated tasks sort last in both directions. Sorting on COALESCE with an infinite date
-# (the same expressions as the ix_tasks_project_due* indexes) keeps the keyset a plain
-# row comparison that the index answers, with no NULL special cases.
-_DUE_LAST_ASC = sa.func.coalesce(col(Task.due_date), sa.literal_column("'infinity'::date"))
-_DUE_LAST_DESC = sa.func.coalesce(col(Task.due_date), sa.literal_column("'-infinity'::date"))
+# Keyset conditions stay on plain columns compared with built-in operators: those are
+# LEAKPROOF, so PostgreSQL may push them into the index scan beneath the row-level
+# security policy. Expressions such as COALESCE are not, and under RLS they would be
+# applied as a filter after scanning every earlier row of the project.
 
 
 def _timestamp(value: Any) -> datetime:
@@ -56,31 +55,20 @@ def _priority(value: Any) -> int:
 
 @dataclass(frozen=True)
 class _Order:
-    key: Any  # the column or expression sorted on
+    column: str
     descending: bool
-    column: str  # where a row holds the raw value
     parse: Callable[[Any], Any]
-    # The raw value as the sort key sees it (NULL due dates become ±infinity).
-    as_key: Callable[[Any], Any] = lambda value: value
-
-
-def _due_key(value: date | None, *, descending: bool) -> Any:
-    if value is not None:
-        return sa.literal(value, sa.Date)
-    return sa.literal_column("'-infinity'::date" if descending else "'infinity'::date")
+    # Undated tasks come last in both directions: NULLs are read in a second step.
+    nullable: bool = False
 
 
 _ORDERS = {
-    TaskSort.CREATED_AT: _Order(col(Task.created_at), False, "created_at", _timestamp),
-    TaskSort.CREATED_AT_DESC: _Order(col(Task.created_at), True, "created_at", _timestamp),
-    TaskSort.PRIORITY: _Order(col(Task.priority), False, "priority", _priority),
-    TaskSort.PRIORITY_DESC: _Order(col(Task.priority), True, "priority", _priority),
-    TaskSort.DUE_DATE: _Order(
-        _DUE_LAST_ASC, False, "due_date", _due, lambda v: _due_key(v, descending=False)
-    ),
-    TaskSort.DUE_DATE_DESC: _Order(
-        _DUE_LAST_DESC, True, "due_date", _due, lambda v: _due_key(v, descending=True)
-    ),
+    TaskSort.CREATED_AT: _Order("created_at", False, _timestamp),
+    TaskSort.CREATED_AT_DESC: _Order("created_at", True, _timestamp),
+    TaskSort.PRIORITY: _Order("priority", False, _priority),
+    TaskSort.PRIORITY_DESC: _Order("priority", True, _priority),
+    TaskSort.DUE_DATE: _Order("due_date", False, _due, nullable=True),
+    TaskSort.DUE_DATE_DESC: _Order("due_date", True, _due, nullable=True),
 }
 
 
@@ -124,22 +112,44 @@ class TaskRepository(TenantRepository[Task]):
             stmt = stmt.where(
                 sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
             )
+        value: Any = None
+        last_id: uuid.UUID | None = None
         if cursor:
             value, last_id = _parse(decode_cursor(cursor, size=3), filters.sort, order)
-            row_key = sa.tuple_(order.key, col(Task.id))
-            after = sa.tuple_(order.as_key(value), sa.literal(last_id, sa.Uuid))
-            stmt = stmt.where(row_key < after if order.descending else row_key > after)
-        if order.descending:
-            stmt = stmt.order_by(order.key.desc(), col(Task.id).desc())
-        else:
-            stmt = stmt.order_by(order.key.asc(), col(Task.id).asc())
-        rows = (await self.session.execute(stmt.limit(limit + 1))).mappings().all()
+        key = getattr(Task, order.column)
+        task_id = col(Task.id)
+        rows: list[RowMapping] = []
+        in_nulls = order.nullable and last_id is not None and value is None
+        if not in_nulls:
+            valued = stmt
+            if order.nullable:
+                valued = valued.where(key.is_not(None))
+            if last_id is not None:
+                row_key = sa.tuple_(key, task_id)
+                after = sa.tuple_(sa.literal(value, key.type), sa.literal(last_id, sa.Uuid))
+                valued = valued.where(row_key < after if order.descending else row_key > after)
+            rows.extend(await self._page(valued, key, order.descending, limit + 1))
+        if order.nullable and len(rows) <= limit:
+            # Undated tasks, after every dated one, in id order.
+            undated = stmt.where(key.is_(None))
+            if in_nulls:
+                undated = undated.where(
+                    task_id < last_id if order.descending else task_id > last_id
+                )
+            rows.extend(await self._page(undated, None, order.descending, limit + 1 - len(rows)))
         if len(rows) <= limit:
             return rows, None
         last = rows[limit - 1]
         raw = last[order.column]
         dumped = raw.isoformat() if isinstance(raw, date | datetime) else raw
         return rows[:limit], encode_cursor([filters.sort.value, dumped, str(last["id"])])
+
+    async def _page(
+        self, stmt: RowSelect, key: Any, descending: bool, limit: int
+    ) -> Sequence[RowMapping]:
+        keys = [key, col(Task.id)] if key is not None else [col(Task.id)]
+        stmt = stmt.order_by(*(k.desc() if descending else k.asc() for k in keys))
+        return (await self.session.execute(stmt.limit(limit))).mappings().all()
 
     async def project_exists(self, project_id: uuid.UUID) -> bool:
         stmt = sa.select(sa.literal(1)).where(
