@@ -243,7 +243,12 @@ def run_one(tenants: int, args: argparse.Namespace, redis_url: str) -> list[Resu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tenants", default="10,10000", help="comma-separated tenant counts")
-    parser.add_argument("--tasks", type=int, default=100, help="tasks per tenant")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=60,
+        help="tasks per tenant (over 2 projects; > 40 for a page 2)",
+    )
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)

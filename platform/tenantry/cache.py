@@ -52,7 +52,10 @@ BREAKER_SECONDS = 1.0
 
 _DIRTY = "cache_dirty_tenants"
 
-# KEYS[1] = generation key; ARGV[1] = entry key prefix (the generation is appended).
+# KEYS[1] = generation key; ARGV[1] = entry key prefix (the generation is appended),
+# ARGV[2] = generation TTL, ARGV[3] = fill-lock TTL (ms). One round trip answers
+# {generation, entry} on a hit, or {generation, false, 1 if this caller holds the fill
+# lock}, so a miss costs no extra trip to take the lock.
 _READ = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then
@@ -60,7 +63,11 @@ if not gen then
   redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000000 + t[2]), 'NX', 'EX', ARGV[2])
   gen = redis.call('GET', KEYS[1])
 end
-return {gen, redis.call('GET', ARGV[1] .. gen)}
+local key = ARGV[1] .. gen
+local value = redis.call('GET', key)
+if value then return {gen, value} end
+local leader = redis.call('SET', key .. ':lock', '1', 'NX', 'PX', ARGV[3])
+return {gen, false, leader and 1 or 0}
 """
 
 _BUMP = """
@@ -135,24 +142,30 @@ async def cached(
     gen_key = _generation_key(tenant_id)
     prefix = f"{tenant_prefix(tenant_id)}{name}:g"
     try:
-        generation, raw = await redis.eval(_READ, 1, gen_key, prefix, str(GENERATION_TTL_SECONDS))  # type: ignore[misc]
+        reply = await redis.eval(  # type: ignore[misc]
+            _READ, 1, gen_key, prefix, str(GENERATION_TTL_SECONDS), str(LOCK_TTL_MS)
+        )
     except _REDIS_ERRORS as exc:
         _trip(redis, exc)
         CACHE_REQUESTS.labels(cache, "bypass").inc()
         return await fill()
-    if raw is not None:
+    if reply[1] is not None:
         CACHE_REQUESTS.labels(cache, "hit").inc()
-        return Cached.unpack(raw)
-    key = prefix + generation.decode()
-    return await _fill_once(redis, key, fill, cache=cache)
+        return Cached.unpack(reply[1])
+    key = prefix + reply[0].decode()
+    return await _fill_once(redis, key, fill, leader=bool(reply[2]), cache=cache)
 
 
 async def _fill_once(
-    redis: Redis, key: str, fill: Callable[[], Awaitable[Cached | None]], *, cache: str
+    redis: Redis,
+    key: str,
+    fill: Callable[[], Awaitable[Cached | None]],
+    *,
+    leader: bool,
+    cache: str,
 ) -> Cached | None:
     lock = key + ":lock"
     try:
-        leader = bool(await redis.set(lock, b"1", nx=True, px=LOCK_TTL_MS))
         if not leader:
             for _ in range(WAIT_STEPS):
                 await asyncio.sleep(WAIT_STEP_SECONDS)
