@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry import cache
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.errors import AppError
@@ -20,8 +21,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Declared with `scope="function"`, so FastAPI runs the code after `yield` as soon as
     the handler returns: a failed commit becomes an error response, never a 200 for a
-    write that did not happen. Buffered jobs leave only after the commit. An AppError
-    raised with `keep_changes=True` commits too (the refusal is itself a write).
+    write that did not happen. Buffered jobs leave only after the commit, and the
+    cache of every tenant written to is invalidated before the response goes out, so
+    the client's next read sees its write. An AppError raised with `keep_changes=True`
+    commits too (the refusal is itself a write).
     """
     db: Database = request.app.state.db
     async with db.sessionmaker() as session:
@@ -40,15 +43,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             take_jobs(session)
             raise
+        await cache.invalidate(request.app.state.redis, cache.take_stale(session))
         await send_jobs(request.app.state.redis, take_jobs(session))
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Plain lookups are `async def` on purpose: FastAPI runs a sync dependency in the thread
+# pool, and that hop costs more than the lookup on every request.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_redis(request: Request) -> ArqRedis:
+async def get_redis(request: Request) -> ArqRedis:
     redis: ArqRedis = request.app.state.redis
     return redis
 

@@ -13,6 +13,7 @@ from tenantry import __version__, health
 from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
+from tenantry.idempotency import IdempotencyMiddleware
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.observability import http as http_metrics
@@ -34,8 +35,11 @@ def api_router() -> APIRouter:
     from tenantry.audit.endpoints import router as audit_router
     from tenantry.invitations.endpoints import router as invitations_router
     from tenantry.members.endpoints import router as members_router
+    from tenantry.projects.endpoints import router as projects_router
     from tenantry.reports.endpoints import router as reports_router
     from tenantry.sessions.endpoints import router as sessions_router
+    from tenantry.tasks.endpoints import exports_router
+    from tenantry.tasks.endpoints import router as tasks_router
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
 
@@ -47,9 +51,12 @@ def api_router() -> APIRouter:
         members_router,
         invitations_router,
         api_keys_router,
+        projects_router,
+        tasks_router,
+        exports_router,
+        reports_router,
         audit_router,
         admin_router,
-        reports_router,
     ):
         router.include_router(domain)
     return router
@@ -99,6 +106,8 @@ def create_app(
     app.state.settings = settings
 
     install_error_handlers(app)
+    # Innermost: replays skip the app but still pass through CORS and the HTTP shell.
+    app.add_middleware(IdempotencyMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -24,7 +24,7 @@ class PageParams(BaseModel):
     cursor: str | None
 
 
-def _page_params(
+async def _page_params(  # async: a sync dependency would cost a thread-pool hop
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100")] = 20,
     cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
 ) -> PageParams:

@@ -13,6 +13,10 @@ from tenantry.models import TenantScoped
 
 M = TypeVar("M", bound=TenantScoped)
 
+# A column-wise select (`select(Model.a, Model.b)`), which hot reads use instead of
+# hydrating ORM objects.
+RowSelect = Select[*tuple[Any, ...]]
+
 
 class TenantRepository(Generic[M]):
     """Every statement starts from `self.select()`, already filtered by tenant.

@@ -7,6 +7,7 @@ from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamp
 from tenantry.models.invitation import Invitation, InvitationStatus
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
+from tenantry.models.project import Project
 from tenantry.models.report import (
     ApiUsageDaily,
     Report,
@@ -15,6 +16,7 @@ from tenantry.models.report import (
     ReportKind,
     ReportStatus,
 )
+from tenantry.models.task import Task, TaskStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
 
@@ -31,12 +33,15 @@ __all__ = [
     "Membership",
     "OutboxStatus",
     "Plan",
+    "Project",
     "Report",
     "ReportChunk",
     "ReportFormat",
     "ReportKind",
     "ReportStatus",
     "Role",
+    "Task",
+    "TaskStatus",
     "Tenant",
     "TenantScoped",
     "TenantStatus",

@@ -1,0 +1,231 @@
+"""Read-through cache for tenant data in Redis, with read-your-writes.
+
+Keys are `t:{tenant_id}:…` so a tenant purge can delete them by prefix. Every entry key
+carries the tenant's *generation*, a number kept in `t:{tenant_id}:gen`:
+
+- a read looks up the generation and the entry in one round trip (a Lua script);
+- the unit of work bumps the generation *after* its commit and *before* the response
+  is sent, so the writer's next read misses and sees the write;
+- a reader that loaded stale rows before a concurrent commit stores them under the old
+  generation, which no later read asks for: the fill/invalidate race cannot resurrect
+  stale data.
+
+Generations are Redis server time in microseconds (or the previous value + 1), so a
+lost or purged generation key never comes back at an old number with entries still
+alive. Misses are single-flight across processes (a short `SET NX` lock; the others
+poll briefly, then read the database themselves). Any Redis error bypasses the cache
+(counted as `result="bypass"`) and opens a one-second breaker, so a dead Redis costs
+reads nothing. Writes that reach Redis only after a failed bump are bounded by the
+entry TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import exceptions as redis_exc
+from redis.asyncio import Redis
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, UOWTransaction
+
+from tenantry.models import TenantScoped
+from tenantry.observability.metrics import CACHE_REQUESTS
+
+logger = logging.getLogger("tenantry.cache")
+
+ENTRY_TTL_SECONDS = 300
+GENERATION_TTL_SECONDS = 86_400
+LOCK_TTL_MS = 3_000
+# A waiter polls for the lock holder's result this long, then reads the database itself.
+WAIT_STEPS = 10
+WAIT_STEP_SECONDS = 0.015
+BREAKER_SECONDS = 1.0
+
+_DIRTY = "cache_dirty_tenants"
+
+# KEYS[1] = generation key; ARGV[1] = entry key prefix (the generation is appended),
+# ARGV[2] = generation TTL, ARGV[3] = fill-lock TTL (ms). One round trip answers
+# {generation, entry} on a hit, or {generation, false, 1 if this caller holds the fill
+# lock}, so a miss costs no extra trip to take the lock.
+_READ = """
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000000 + t[2]), 'NX', 'EX', ARGV[2])
+  gen = redis.call('GET', KEYS[1])
+end
+local key = ARGV[1] .. gen
+local value = redis.call('GET', key)
+if value then return {gen, value} end
+local leader = redis.call('SET', key .. ':lock', '1', 'NX', 'PX', ARGV[3])
+return {gen, false, leader and 1 or 0}
+"""
+
+_BUMP = """
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local nxt = math.max(cur + 1, now)
+redis.call('SET', KEYS[1], string.format('%d', nxt), 'EX', ARGV[1])
+return nxt
+"""
+
+_breakers: weakref.WeakKeyDictionary[Redis, float] = weakref.WeakKeyDictionary()
+_REDIS_ERRORS = (redis_exc.RedisError, OSError)
+
+
+def tenant_prefix(tenant_id: uuid.UUID) -> str:
+    return f"t:{tenant_id}:"
+
+
+def _generation_key(tenant_id: uuid.UUID) -> str:
+    return f"t:{tenant_id}:gen"
+
+
+def etag_for(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A serialised representation and its ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Cached:
+        return cls(body, etag_for(body))
+
+    def pack(self) -> bytes:
+        return self.etag.encode() + b"\n" + self.body
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Cached:
+        etag, _, body = raw.partition(b"\n")
+        return cls(body, etag.decode())
+
+
+def _available(redis: Redis) -> bool:
+    return _breakers.get(redis, 0.0) <= time.monotonic()
+
+
+def _trip(redis: Redis, exc: BaseException) -> None:
+    _breakers[redis] = time.monotonic() + BREAKER_SECONDS
+    logger.warning("cache bypassed, Redis unavailable: %s", type(exc).__name__)
+
+
+async def cached(
+    redis: Redis,
+    tenant_id: uuid.UUID,
+    name: str,
+    fill: Callable[[], Awaitable[Cached | None]],
+    *,
+    cache: str,
+) -> Cached | None:
+    """The entry `name` of the tenant, or `fill()` (stored when it returns a value).
+
+    `fill` answering None (e.g. not found) is passed through and not cached.
+    """
+    if not _available(redis):
+        CACHE_REQUESTS.labels(cache, "bypass").inc()
+        return await fill()
+    gen_key = _generation_key(tenant_id)
+    prefix = f"{tenant_prefix(tenant_id)}{name}:g"
+    try:
+        reply = await redis.eval(  # type: ignore[misc]
+            _READ, 1, gen_key, prefix, str(GENERATION_TTL_SECONDS), str(LOCK_TTL_MS)
+        )
+    except _REDIS_ERRORS as exc:
+        _trip(redis, exc)
+        CACHE_REQUESTS.labels(cache, "bypass").inc()
+        return await fill()
+    if reply[1] is not None:
+        CACHE_REQUESTS.labels(cache, "hit").inc()
+        return Cached.unpack(reply[1])
+    key = prefix + reply[0].decode()
+    return await _fill_once(redis, key, fill, leader=bool(reply[2]), cache=cache)
+
+
+async def _fill_once(
+    redis: Redis,
+    key: str,
+    fill: Callable[[], Awaitable[Cached | None]],
+    *,
+    leader: bool,
+    cache: str,
+) -> Cached | None:
+    lock = key + ":lock"
+    try:
+        if not leader:
+            for _ in range(WAIT_STEPS):
+                await asyncio.sleep(WAIT_STEP_SECONDS)
+                raw = await redis.get(key)
+                if raw is not None:
+                    CACHE_REQUESTS.labels(cache, "hit").inc()
+                    return Cached.unpack(raw)
+    except _REDIS_ERRORS as exc:
+        _trip(redis, exc)
+        CACHE_REQUESTS.labels(cache, "bypass").inc()
+        return await fill()
+    CACHE_REQUESTS.labels(cache, "miss").inc()
+    value = await fill()
+    if not leader:
+        return value
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            if value is not None:
+                pipe.set(key, value.pack(), ex=ENTRY_TTL_SECONDS)
+            pipe.delete(lock)
+            await pipe.execute()
+    except _REDIS_ERRORS as exc:
+        _trip(redis, exc)
+    return value
+
+
+async def invalidate(redis: Redis, tenant_ids: set[uuid.UUID]) -> None:
+    """Make every cached entry of these tenants unreachable (bump their generations)."""
+    if not tenant_ids:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for tenant_id in tenant_ids:
+                pipe.eval(_BUMP, 1, _generation_key(tenant_id), str(GENERATION_TTL_SECONDS))
+            await pipe.execute()
+    except _REDIS_ERRORS as exc:
+        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.
+        _trip(redis, exc)
+        CACHE_REQUESTS.labels("invalidate", "bypass").inc()
+
+
+def mark_stale(session: AsyncSession | Session, tenant_id: uuid.UUID) -> None:
+    """Invalidate the tenant's cache once this session's transaction commits.
+
+    ORM writes of tenant-scoped rows are marked automatically (see `_mark_flushed`);
+    call this for bulk `update()`/`delete()` statements that bypass the ORM's flush.
+    """
+    info: dict[str, Any] = session.info
+    info.setdefault(_DIRTY, set()).add(tenant_id)
+
+
+def take_stale(session: AsyncSession) -> set[uuid.UUID]:
+    stale: set[uuid.UUID] = session.info.pop(_DIRTY, set())
+    return stale
+
+
+@event.listens_for(Session, "after_flush")
+def _mark_flushed(session: Session, flush_context: UOWTransaction) -> None:
+    # Any domain's ORM write to a tenant-owned row (a task, a membership whose removal
+    # unassigns tasks, …) makes that tenant's cached reads stale.
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, TenantScoped) and obj.tenant_id is not None:
+            mark_stale(session, obj.tenant_id)

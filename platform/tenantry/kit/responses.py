@@ -1,0 +1,51 @@
+"""Responses built from already-serialised bodies: cached reads, ETags and 304s.
+
+Hot reads serialise once (or not at all, on a cache hit), so they answer with bytes
+instead of handing a model to FastAPI's `response_model` machinery again.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tenantry.cache import Cached
+
+JSON = "application/json"
+# Where objects live, for `Location` headers (main.API_PREFIX mounts the routers here).
+API_V1 = "/api/v1"
+
+
+def serialise(model: BaseModel) -> Cached:
+    return Cached.of(model.model_dump_json().encode())
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    # RFC 9110 §13.1.2: weak comparison, a list of tags, or "*".
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def json_bytes(body: bytes, *, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type=JSON)
+
+
+def entity(
+    request: Request,
+    value: Cached,
+    *,
+    status_code: int = 200,
+    location: str | None = None,
+) -> Response:
+    """One object with its ETag; 304 (no body) when the client already has it."""
+    headers = {"ETag": value.etag}
+    if status_code == 200 and request.method in ("GET", "HEAD"):
+        condition = request.headers.get("if-none-match")
+        if condition and _matches(condition, value.etag):
+            return Response(status_code=304, headers=headers)
+    if location:
+        headers["Location"] = location
+    return Response(value.body, status_code=status_code, media_type=JSON, headers=headers)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tenantry.deps import RedisDep, SessionDep
+from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
+from tenantry.projects.auth import ProjectsRead, ProjectsWrite
+from tenantry.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from tenantry.projects.service import project as project_service
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+_ETAG: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the `If-None-Match` ETag is current"}
+}
+
+
+@router.post("", status_code=201, response_model=ProjectRead)
+async def create(
+    body: ProjectCreate, principal: ProjectsWrite, session: SessionDep, request: Request
+) -> Response:
+    """Create a project."""
+    project = await project_service.create(session, principal, body)
+    location = f"{API_V1}/projects/{project.id}"
+    value = serialise(ProjectRead.model_validate(project))
+    return entity(request, value, status_code=201, location=location)
+
+
+@router.get("", response_model=Page[ProjectRead])
+async def list(
+    principal: ProjectsRead,
+    session: SessionDep,
+    redis: RedisDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
+) -> Response:
+    """List the tenant's projects, newest first."""
+    value = await project_service.list(session, redis, principal, page, q=q)
+    return json_bytes(value.body)
+
+
+@router.get("/{id}", response_model=ProjectRead, responses=_ETAG)
+async def get(
+    id: uuid.UUID, principal: ProjectsRead, session: SessionDep, redis: RedisDep, request: Request
+) -> Response:
+    """Get a project; answers 304 when `If-None-Match` holds its current ETag."""
+    return entity(request, await project_service.get(session, redis, principal, id))
+
+
+@router.patch("/{id}", response_model=ProjectRead)
+async def update(
+    id: uuid.UUID,
+    body: ProjectUpdate,
+    principal: ProjectsWrite,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    """Change a project's name or description."""
+    project = await project_service.update(session, principal, id, body)
+    return entity(request, serialise(ProjectRead.model_validate(project)))
+
+
+@router.delete("/{id}", status_code=204)
+async def delete(id: uuid.UUID, principal: ProjectsWrite, session: SessionDep) -> Response:
+    """Delete a project and all of its tasks."""
+    await project_service.delete(session, principal, id)
+    return Response(status_code=204)

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from tenantry.deps import RedisDep, SessionDep
+from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
+from tenantry.models import TaskStatus
+from tenantry.tasks.auth import TasksRead, TasksWrite
+from tenantry.tasks.repository import TaskFilters
+from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskSort, TaskUpdate
+from tenantry.tasks.service import task as task_service
+
+router = APIRouter(tags=["tasks"])
+exports_router = APIRouter(prefix="/exports", tags=["exports"])
+
+_ETAG: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the `If-None-Match` ETag is current"}
+}
+
+
+@router.post("/projects/{project_id}/tasks", status_code=201, response_model=TaskRead)
+async def create(
+    project_id: uuid.UUID,
+    body: TaskCreate,
+    principal: TasksWrite,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    """Create a task in a project."""
+    task = await task_service.create(session, principal, project_id, body)
+    value = serialise(TaskRead.model_validate(task))
+    return entity(request, value, status_code=201, location=f"{API_V1}/tasks/{task.id}")
+
+
+@router.get("/projects/{project_id}/tasks", response_model=Page[TaskRead])
+async def list(
+    project_id: uuid.UUID,
+    principal: TasksRead,
+    session: SessionDep,
+    redis: RedisDep,
+    page: PageDep,
+    status: TaskStatus | None = None,
+    assignee_id: uuid.UUID | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="In title or description")] = None,
+    sort: TaskSort = TaskSort.CREATED_AT_DESC,
+) -> Response:
+    """List a project's tasks; filter by status, assignee or text, sort by a field."""
+    filters = TaskFilters(status=status, assignee_id=assignee_id, q=q, sort=sort)
+    value = await task_service.list(session, redis, principal, project_id, filters, page)
+    return json_bytes(value.body)
+
+
+@router.get("/tasks/{id}", response_model=TaskRead, responses=_ETAG)
+async def get(
+    id: uuid.UUID, principal: TasksRead, session: SessionDep, redis: RedisDep, request: Request
+) -> Response:
+    """Get a task; answers 304 when `If-None-Match` holds its current ETag."""
+    return entity(request, await task_service.get(session, redis, principal, id))
+
+
+@router.patch("/tasks/{id}", response_model=TaskRead)
+async def update(
+    id: uuid.UUID, body: TaskUpdate, principal: TasksWrite, session: SessionDep, request: Request
+) -> Response:
+    """Change a task's fields."""
+    task = await task_service.update(session, principal, id, body)
+    return entity(request, serialise(TaskRead.model_validate(task)))
+
+
+@router.delete("/tasks/{id}", status_code=204)
+async def delete(id: uuid.UUID, principal: TasksWrite, session: SessionDep) -> Response:
+    """Delete a task."""
+    await task_service.delete(session, principal, id)
+    return Response(status_code=204)
+
+
+@exports_router.get(
+    "/tasks.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "Every task of the tenant"}},
+)
+async def tasks_csv(principal: TasksRead, session: SessionDep, request: Request) -> Response:
+    """Download every task of the tenant as CSV, streamed."""
+    export = await task_service.export_csv(session, request.app.state.db, principal)
+    return StreamingResponse(
+        export.chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{export.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

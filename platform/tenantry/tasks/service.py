@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from tenantry import cache
+from tenantry.audit.service import audit
+from tenantry.auth.principal import Principal
+from tenantry.cache import Cached
+from tenantry.db import Database
+from tenantry.errors import NotFound, Unprocessable
+from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.responses import serialise
+from tenantry.models import Task, Tenant
+from tenantry.projects.service import ProjectNotFound
+from tenantry.tasks.repository import TaskFilters, TaskRepository
+from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
+
+EXPORT_BATCH = 1_000
+EXPORT_COLUMNS = (
+    "id",
+    "project_id",
+    "project_name",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee_id",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); a leading apostrophe makes it text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class TaskNotFound(NotFound):
+    title = "Task not found"
+
+    def __init__(self) -> None:
+        super().__init__("No task with this id")
+
+
+class AssigneeNotMember(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__("assignee_id must be a member of this tenant", field="body.assignee_id")
+
+
+@dataclass(frozen=True)
+class Export:
+    filename: str
+    chunks: AsyncIterator[bytes]
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+class TaskService:
+    def _repo(self, session: AsyncSession, principal: Principal) -> TaskRepository:
+        return TaskRepository(session, principal.require_tenant())
+
+    async def create(
+        self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
+    ) -> Task:
+        repo = self._repo(session, principal)
+        if not await repo.project_exists(project_id):
+            raise ProjectNotFound()
+        if data.assignee_id is not None and not await repo.is_member(data.assignee_id):
+            raise AssigneeNotMember()
+        task = repo.add(Task(project_id=project_id, **data.model_dump()))
+        await self._flush(session)
+        audit.record(
+            session,
+            principal,
+            "task.created",
+            target_type="task",
+            target_id=task.id,
+            data={"project_id": str(project_id), "title": task.title},
+        )
+        return task
+
+    async def get(
+        self, session: AsyncSession, redis: Redis, principal: Principal, id: uuid.UUID
+    ) -> Cached:
+        repo = self._repo(session, principal)
+
+        async def fill() -> Cached | None:
+            row = await repo.get_row(id)
+            return None if row is None else serialise(TaskRead.model_validate(dict(row)))
+
+        value = await cache.cached(redis, repo.tenant_id, f"task:{id}", fill, cache="task")
+        if value is None:
+            raise TaskNotFound()
+        return value
+
+    async def list(
+        self,
+        session: AsyncSession,
+        redis: Redis,
+        principal: Principal,
+        project_id: uuid.UUID,
+        filters: TaskFilters,
+        page: PageParams,
+    ) -> Cached:
+        repo = self._repo(session, principal)
+
+        async def fill() -> Cached | None:
+            rows, next_cursor = await repo.list_rows(
+                project_id, filters, cursor=page.cursor, limit=page.limit
+            )
+            # A page with rows proves the project exists (RLS and the composite FK);
+            # only an empty one costs the extra lookup that tells 404 from "no tasks".
+            if not rows and not await repo.project_exists(project_id):
+                return None
+            items = [TaskRead.model_validate(dict(row)) for row in rows]
+            return serialise(Page[TaskRead](items=items, next_cursor=next_cursor))
+
+        if page.cursor:
+            value = await fill()
+        else:
+            params = (
+                f"{page.limit}\0{filters.sort.value}\0{filters.status or ''}\0"
+                f"{filters.assignee_id or ''}\0{filters.q or ''}"
+            )
+            digest = hashlib.sha256(params.encode()).hexdigest()[:24]
+            name = f"tasks:{project_id}:{digest}"
+            value = await cache.cached(redis, repo.tenant_id, name, fill, cache="tasks")
+        if value is None:
+            raise ProjectNotFound()
+        return value
+
+    async def update(
+        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: TaskUpdate
+    ) -> Task:
+        repo = self._repo(session, principal)
+        task = await repo.get(id)
+        if task is None:
+            raise TaskNotFound()
+        changes = data.model_dump(exclude_unset=True)
+        assignee = changes.get("assignee_id")
+        if assignee is not None and not await repo.is_member(assignee):
+            raise AssigneeNotMember()
+        for field, value in changes.items():
+            setattr(task, field, value)
+        if changes:
+            await self._flush(session)
+            audit.record(
+                session,
+                principal,
+                "task.updated",
+                target_type="task",
+                target_id=task.id,
+                data={"fields": sorted(changes)},
+            )
+        return task
+
+    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+        repo = self._repo(session, principal)
+        task = await repo.get(id)
+        if task is None:
+            raise TaskNotFound()
+        await repo.delete(task)
+        await session.flush()
+        audit.record(
+            session,
+            principal,
+            "task.deleted",
+            target_type="task",
+            target_id=id,
+            data={"project_id": str(task.project_id), "title": task.title},
+        )
+
+    async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:
+        """The tenant's tasks as CSV, streamed from a server-side cursor.
+
+        The body is produced after this request's unit of work has committed, so the
+        stream runs in a transaction of its own, scoped to the tenant for RLS.
+        """
+        tenant_id = principal.require_tenant()
+        slug = (
+            await session.execute(sa.select(col(Tenant.slug)).where(col(Tenant.id) == tenant_id))
+        ).scalar_one()
+        audit.record(session, principal, "tasks.exported", target_type="tenant")
+        today = datetime.now(UTC).date().isoformat()
+        filename = f"tasks-{_UNSAFE_FILENAME.sub('-', slug)}-{today}.csv"
+        return Export(filename, self._csv_chunks(db, tenant_id))
+
+    async def _csv_chunks(self, db: Database, tenant_id: uuid.UUID) -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(EXPORT_COLUMNS)
+        yield buffer.getvalue().encode()
+        async with db.session_scope(tenant_id) as session:
+            stmt = TaskRepository(session, tenant_id).stream_statement()
+            result = await session.stream(stmt.execution_options(yield_per=EXPORT_BATCH))
+            async for rows in result.mappings().partitions():
+                buffer.seek(0)
+                buffer.truncate()
+                writer.writerows([_cell(row[c]) for c in EXPORT_COLUMNS] for row in rows)
+                yield buffer.getvalue().encode()
+
+    async def _flush(self, session: AsyncSession) -> None:
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            # The checks above lost a race with a concurrent removal: the composite
+            # foreign keys still refuse the row, and the client hears why.
+            constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
+            if constraint == "fk_tasks_assignee_membership":
+                raise AssigneeNotMember() from None
+            if constraint == "fk_tasks_project":
+                raise ProjectNotFound() from None
+            raise
+
+
+task = TaskService()
