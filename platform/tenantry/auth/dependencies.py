@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -21,7 +22,7 @@ from tenantry.config import Settings
 from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import set_tenant_context
 from tenantry.deps import SessionDep
-from tenantry.errors import Forbidden, Unauthorized
+from tenantry.errors import AppError, Forbidden, Unauthorized
 from tenantry.models import Plan, Role, TenantStatus
 
 # Session, user, membership and tenant in one round trip: the role is the membership's
@@ -55,8 +56,19 @@ def read_credential(request: Request) -> str | None:
 
 
 async def resolve_user(
-    session: AsyncSession, settings: Settings, token: str, request: Request
+    session: AsyncSession,
+    settings: Settings,
+    token: str,
+    request: Request,
+    *,
+    need_tenant: bool = True,
 ) -> Principal:
+    """The principal of a live session.
+
+    A token bound to a tenant that is gone, suspended or no longer the user's is refused
+    only where the route needs that tenant; elsewhere (the account, the tenant list,
+    switch-tenant, logout) the person acts without one, so they can still get out.
+    """
     try:
         claims = tokens.decode_access_token(settings, token)
     except tokens.InvalidToken:
@@ -75,20 +87,22 @@ async def resolve_user(
     now = datetime.now(UTC)
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
         raise Unauthorized("Session is no longer valid")
+    tenant_id = claims.tenant_id
     role = None
     plan = None
-    if claims.tenant_id is not None:
-        if row.status is None or row.deleted_at is not None:
-            raise Unauthorized("Tenant no longer exists")
-        if row.role is None:
-            raise Forbidden("You are no longer a member of this tenant")
-        if row.status == TenantStatus.SUSPENDED:
-            raise Forbidden("This tenant is suspended")
-        role = Role(row.role)
-        plan = Plan(row.plan)
+    if tenant_id is not None:
+        refusal = _tenant_refusal(row)
+        if refusal is not None and need_tenant:
+            raise refusal
+        if refusal is None:
+            role = Role(row.role)
+            plan = Plan(row.plan)
+        else:
+            tenant_id = None
+            await set_tenant_context(session, None, user_id=claims.user_id)
     return Principal(
         user_id=claims.user_id,
-        tenant_id=claims.tenant_id,
+        tenant_id=tenant_id,
         role=role,
         session_id=claims.session_id,
         is_superuser=bool(row.is_superuser),
@@ -96,6 +110,17 @@ async def resolve_user(
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
+
+
+def _tenant_refusal(row: sa.Row[Any]) -> AppError | None:
+    """Why the token's tenant cannot be used now, if it cannot."""
+    if row.status is None or row.deleted_at is not None:
+        return Unauthorized("Tenant no longer exists")
+    if row.role is None:
+        return Forbidden("You are no longer a member of this tenant")
+    if row.status == TenantStatus.SUSPENDED:
+        return Forbidden("This tenant is suspended")
+    return None
 
 
 class Authorize:
@@ -134,7 +159,9 @@ class Authorize:
                 raise Forbidden("API keys cannot use this endpoint")
             principal = await resolve_api_key(session, settings, credential, request)
         else:
-            principal = await resolve_user(session, settings, credential, request)
+            principal = await resolve_user(
+                session, settings, credential, request, need_tenant=self.tenant
+            )
         request.state.principal = principal
         tenant_id_var.set(str(principal.tenant_id) if principal.tenant_id else None)
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
