@@ -18,6 +18,7 @@ from tenantry.db import Database
 from tenantry.models import AuditEvent, EmailOutbox, Report, ReportChunk, Role, Tenant
 from tenantry.usage import record_call
 from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tests.fixtures.tenant_data import make_project, make_tasks
 from tests.fixtures.worker import RunWorker
 
 TODAY = datetime.now(UTC).date()
@@ -208,6 +209,69 @@ class TestBuild:
         # tenant-scoped call is metered (in the rate limiter's round trip).
         assert by_day[TODAY.isoformat()] == 5
         assert sum(by_day.values()) == 5
+
+    async def test_tasks_json_has_every_task_with_api_fields(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        project = await make_project(db, tenant)
+        await make_tasks(db, project, 3)
+        await make_tasks(db, await make_project(db, await make_tenant(db)), 2)
+        location = await self.request(client, owner, kind="tasks", format="json", params={})
+        await run_worker()
+        status = (await client.get(location, headers=owner.headers)).json()
+        assert status["status"] == "succeeded", status
+        body = json.loads((await client.get(f"{location}/download", headers=owner.headers)).content)
+        assert len(body["items"]) == 3
+        assert set(body["items"][0]) == {
+            "id", "project_id", "title", "description", "status", "priority",
+            "assignee_id", "due_date", "created_at", "updated_at",
+        }  # fmt: skip
+
+    async def test_project_summary_csv_and_json(
+        self,
+        client: httpx.AsyncClient,
+        db: Database,
+        tenant: Tenant,
+        owner: Actor,
+        run_worker: RunWorker,
+    ) -> None:
+        project = await make_project(db, tenant, name="Apollo")
+        await make_tasks(db, project, 2, status="todo", due_date=TODAY - timedelta(days=3))
+        await make_tasks(db, project, 1, status="done", assignee_id=owner.user.id)
+        await make_tasks(db, project, 1, status="doing", assignee_id=owner.user.id)
+        empty = await make_project(db, tenant, name="Empty")
+        csv_location = await self.request(
+            client, owner, kind="project_summary", format="csv", params={}
+        )
+        json_location = await self.request(
+            client, owner, kind="project_summary", format="json", params={}
+        )
+        await run_worker()
+        text = (await client.get(f"{csv_location}/download", headers=owner.headers)).text
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert list(rows[0]) == ["project_id", "name", "todo", "doing", "done", "overdue"]
+        assert rows[0] == {
+            "project_id": str(project.id), "name": "Apollo",
+            "todo": "2", "doing": "1", "done": "1", "overdue": "2",
+        }  # fmt: skip
+        assert rows[1]["project_id"] == str(empty.id) and rows[1]["todo"] == "0"
+        download = await client.get(f"{json_location}/download", headers=owner.headers)
+        projects = json.loads(download.content)["projects"]
+        assert projects[0] == {
+            "project_id": str(project.id),
+            "name": "Apollo",
+            "counts": {"todo": 2, "doing": 1, "done": 1},
+            "overdue": 2,
+            "by_assignee": [
+                {"user_id": str(owner.user.id), "username": owner.user.username, "count": 2}
+            ],
+        }
+        assert projects[1]["by_assignee"] == []
 
     async def test_requester_is_emailed_once(
         self,

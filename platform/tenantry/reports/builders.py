@@ -27,6 +27,8 @@ class Shape:
     source: RowSource
     columns: tuple[str, ...]
     json_key: str = "items"
+    # The keys of a JSON row when they differ from the CSV columns (nested values).
+    json_fields: tuple[str, ...] | None = None
 
 
 async def _stream(session: AsyncSession, sql: str, params: dict[str, Any]) -> AsyncIterator[Row]:
@@ -69,7 +71,83 @@ async def usage_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row
         yield row
 
 
+_TASK_COLUMNS = (
+    "id",
+    "project_id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee_id",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+
+
+async def task_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
+    """Every task (or one project's), with the fields of the API's TaskRead."""
+    sql = f"""
+        SELECT {", ".join(_TASK_COLUMNS)}
+        FROM tasks
+        WHERE tenant_id = :tenant_id
+          AND (CAST(:project_id AS uuid) IS NULL OR project_id = CAST(:project_id AS uuid))
+        ORDER BY created_at, id
+    """
+    params = {"tenant_id": report.tenant_id, "project_id": report.params.get("project_id")}
+    async for row in _stream(session, sql, params):
+        yield row
+
+
+async def project_summary_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
+    """Per project: counts by status, open tasks past their due date, tasks per assignee."""
+    # Assignee counts are small (projects x members) and read first, so the project rows
+    # can still stream.
+    assignees: dict[Any, list[Row]] = {}
+    by_assignee = await session.execute(
+        sa.text(
+            """
+            SELECT t.project_id, t.assignee_id AS user_id, u.username, count(*) AS count
+            FROM tasks t JOIN users u ON u.id = t.assignee_id
+            WHERE t.tenant_id = :tenant_id
+            GROUP BY t.project_id, t.assignee_id, u.username
+            ORDER BY t.project_id, count(*) DESC, u.username
+            """
+        ),
+        {"tenant_id": report.tenant_id},
+    )
+    for entry in by_assignee.mappings():
+        assignees.setdefault(entry["project_id"], []).append(
+            {"user_id": entry["user_id"], "username": entry["username"], "count": entry["count"]}
+        )
+    sql = """
+        SELECT p.id AS project_id, p.name,
+               count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
+               count(t.id) FILTER (WHERE t.status = 'doing') AS doing,
+               count(t.id) FILTER (WHERE t.status = 'done') AS done,
+               count(t.id) FILTER (
+                   WHERE t.status <> 'done' AND t.due_date < CURRENT_DATE
+               ) AS overdue
+        FROM projects p
+        LEFT JOIN tasks t ON t.tenant_id = p.tenant_id AND t.project_id = p.id
+        WHERE p.tenant_id = :tenant_id
+        GROUP BY p.id, p.name, p.created_at
+        ORDER BY p.created_at, p.id
+    """
+    async for row in _stream(session, sql, {"tenant_id": report.tenant_id}):
+        row["counts"] = {"todo": row["todo"], "doing": row["doing"], "done": row["done"]}
+        row["by_assignee"] = assignees.get(row["project_id"], [])
+        yield row
+
+
 SHAPES: dict[ReportKind, Shape] = {
+    ReportKind.TASKS: Shape(task_rows, _TASK_COLUMNS),
+    ReportKind.PROJECT_SUMMARY: Shape(
+        project_summary_rows,
+        ("project_id", "name", "todo", "doing", "done", "overdue"),
+        json_key="projects",
+        json_fields=("project_id", "name", "counts", "overdue", "by_assignee"),
+    ),
     ReportKind.ACTIVITY: Shape(
         activity_rows,
         (
@@ -127,6 +205,8 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
     first = True
     async for row in rows:
         counter.rows += 1
+        if shape.json_fields is not None:
+            row = {key: row[key] for key in shape.json_fields}
         yield (b"" if first else b",") + orjson.dumps(row, default=_json_default)
         first = False
     yield b"]}"
