@@ -53,7 +53,8 @@ def main(base: str) -> None:
             201,
         )
     page = check(c.get(f"/api/v1/projects/{project['id']}/tasks?limit=2", headers=h), 200).json()
-    assert len(page["items"]) == 2 and page["next_cursor"], page
+    assert len(page["items"]) == 2, page
+    assert page["next_cursor"], page
     rest = check(
         c.get(
             f"/api/v1/projects/{project['id']}/tasks",
@@ -62,7 +63,8 @@ def main(base: str) -> None:
         ),
         200,
     ).json()
-    assert len(rest["items"]) == 1 and rest["next_cursor"] is None, rest
+    assert len(rest["items"]) == 1, rest
+    assert rest["next_cursor"] is None, rest
     task_id = page["items"][0]["id"]
     etag = check(c.get(f"/api/v1/tasks/{task_id}", headers=h), 200, "etag").headers["etag"]
     check(c.get(f"/api/v1/tasks/{task_id}", headers={**h, "If-None-Match": etag}), 304, "etag")
