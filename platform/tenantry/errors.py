@@ -97,8 +97,9 @@ class Unprocessable(AppError):
 
     def __init__(self, detail: str, *, field: str | None = None, **kwargs: Any):
         super().__init__(detail, **kwargs)
-        if field:
-            self.extra.setdefault("errors", [{"field": field, "message": detail}])
+        # The contract promises an `errors` list on every 422; without a field it names
+        # the body as a whole.
+        self.extra.setdefault("errors", [{"field": field or "body", "message": detail}])
 
 
 class TooManyRequests(AppError):
@@ -161,7 +162,12 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
         message = str(err.get("msg", "Invalid value"))
         # Pydantic prefixes custom validator messages; the rule itself reads better.
         message = message.removeprefix("Value error, ")
-        errors.append({"field": _field_path(err.get("loc", ())), "message": message})
+        loc = err.get("loc", ())
+        if err.get("type") == "json_invalid":
+            # Pydantic locates a JSON syntax error by character offset (`body.1`); the
+            # field a client can act on is the body itself.
+            loc = loc[:1]
+        errors.append({"field": _field_path(loc), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "Invalid request"
     return problem(422, detail, title="Validation failed", code="validation-error", errors=errors)
 

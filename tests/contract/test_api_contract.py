@@ -231,6 +231,18 @@ class TestValidationProblems:
         )
         assert fields(assert_problem(response, 422)) == {"body.current_password"}
 
+    async def test_malformed_json_names_the_body(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            f"{API}/users/", content=b"{bad", headers={"Content-Type": "application/json"}
+        )
+        assert fields(assert_problem(response, 422)) == {"body"}
+
+    async def test_service_422_without_a_field_still_lists_errors(self) -> None:
+        from tenantry.errors import Unprocessable
+
+        error = Unprocessable("Not like that")
+        assert error.extra["errors"] == [{"field": "body", "message": "Not like that"}]
+
     async def test_mass_assignment_rejected(self, journey: Journey) -> None:
         response = await journey.client.post(
             f"{API}/projects",
