@@ -18,6 +18,8 @@ router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT = 2.0
 
 
+# HEAD too: uptime checkers and load balancers often probe with it.
+@router.head("/health", include_in_schema=False)
 @router.get("/health", operation_id="health-live")
 async def live() -> dict[str, str]:
     """Liveness: the process serves HTTP. Never touches a dependency, so a database
@@ -54,6 +56,7 @@ async def check_readiness(db: Database, redis: Any) -> dict[str, dict[str, Any]]
     return checks
 
 
+@router.head("/health/ready", include_in_schema=False)
 @router.get("/health/ready", operation_id="health-ready")
 async def ready(request: Request) -> JSONResponse:
     """Readiness: PostgreSQL and Redis answer; 503 names the failing check."""

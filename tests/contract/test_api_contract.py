@@ -51,6 +51,13 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+async def db_tenant(db: Database, tenant_id: str) -> Any:
+    from tenantry.models import Tenant
+
+    async with db.session_scope(uuid.UUID(tenant_id)) as session:
+        return await session.get(Tenant, uuid.UUID(tenant_id))
+
+
 def fields(body: dict[str, Any]) -> set[str]:
     return {error["field"] for error in body["errors"]}
 
@@ -149,6 +156,12 @@ class TestHealth:
         response = await client.get("/health/ready")
         assert response.status_code == 200
         assert response.json()
+
+    @pytest.mark.parametrize("path", ["/health", "/health/ready"])
+    async def test_head_answers_like_get(self, client: httpx.AsyncClient, path: str) -> None:
+        response = await client.head(path)
+        assert response.status_code == 200
+        assert_shell(response)
 
     async def test_metrics_are_prometheus_text(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/metrics")
@@ -481,17 +494,31 @@ class TestLists:
 
 
 class TestInvitationsAndKeys:
-    async def test_accept_is_200(self, journey: Journey, client: httpx.AsyncClient) -> None:
-        from tests.fixtures.tenancy import make_invitation  # noqa: F401  (documented below)
-
-        invitee = await sign_up(client)
-        invite = await client.post(
+    async def test_invite_is_201_without_the_token(self, journey: Journey) -> None:
+        invite = await journey.client.post(
             f"{API}/invitations",
-            json={"email": invitee["email"], "role": "member"},
+            json={"email": f"x-{uuid.uuid4().hex[:6]}@example.com", "role": "member"},
             headers=journey.headers,
         )
         assert invite.status_code == 201, invite.text
         assert "token" not in invite.json()
+
+    async def test_accept_is_200_and_grants_the_role(
+        self, journey: Journey, db: Database, settings: Settings
+    ) -> None:
+        from tenantry.models import Tenant
+        from tests.fixtures.tenancy import make_invitation
+
+        invitee = await sign_up(journey.client)
+        tenant = await db_tenant(db, journey.tenant["id"])
+        _, token = await make_invitation(db, settings, tenant, email=invitee["email"])
+        pair = await tokens_for(journey.client, invitee["username"])
+        response = await journey.client.post(
+            f"{API}/invitations/accept", json={"token": token}, headers=bearer(pair["access_token"])
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["role"] == "member"
+        assert isinstance(tenant, Tenant)
 
     async def test_api_key_is_shown_once_and_no_store(self, journey: Journey) -> None:
         created = await journey.client.post(
