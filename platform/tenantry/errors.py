@@ -94,6 +94,7 @@ class Unprocessable(AppError):
 
     status = 422
     code = "validation-error"
+    title = "Validation failed"  # the same title as a request that fails validation
 
     def __init__(self, detail: str, *, field: str | None = None, **kwargs: Any):
         super().__init__(detail, **kwargs)
