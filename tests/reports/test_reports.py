@@ -343,3 +343,150 @@ def test_dates_are_inclusive() -> None:
         "to": "2026-01-01",
     }
     assert date.fromisoformat("2026-01-01")
+
+
+async def seed_tasks(
+    db: Database, tenant: Tenant, assignees: list[uuid.UUID]
+) -> dict[str, uuid.UUID]:
+    """Two projects: Alpha (todo, doing ×2 (one overdue), done (past due, not overdue)) and
+    an empty Beta; tasks assigned round-robin."""
+    from tenantry.models import Project, Task, TaskStatus
+
+    past = datetime.now(UTC).date() - timedelta(days=3)
+    future = datetime.now(UTC).date() + timedelta(days=3)
+    alpha = Project(tenant_id=tenant.id, name="Alpha")
+    beta = Project(tenant_id=tenant.id, name="Beta")
+    async with db.session_scope(tenant.id) as session:
+        session.add_all([alpha, beta])
+        await session.flush()
+        specs = [
+            ("write spec", TaskStatus.TODO, future, assignees[0]),
+            ("=HYPERLINK(evil)", TaskStatus.DOING, past, assignees[0]),
+            ("review", TaskStatus.DOING, None, assignees[1]),
+            ("ship", TaskStatus.DONE, past, None),
+        ]
+        for title, status, due, assignee in specs:
+            session.add(
+                Task(
+                    tenant_id=tenant.id,
+                    project_id=alpha.id,
+                    title=title,
+                    status=status,
+                    due_date=due,
+                    assignee_id=assignee,
+                )
+            )
+    return {"alpha": alpha.id, "beta": beta.id}
+
+
+@pytest.mark.committed
+class TestTaskReports:
+    async def build(
+        self, client: httpx.AsyncClient, actor: Actor, run_worker: RunWorker, **body: object
+    ) -> httpx.Response:
+        response = await client.post("/api/v1/reports", json=body, headers=actor.headers)
+        assert response.status_code == 202, response.text
+        await run_worker()
+        status = (await client.get(response.headers["location"], headers=actor.headers)).json()
+        assert status["status"] == "succeeded", status
+        return await client.get(f"{response.headers['location']}/download", headers=actor.headers)
+
+    @pytest.fixture
+    async def world(self, db: Database, settings: Settings, tenant: Tenant) -> dict[str, object]:
+        owner = await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
+        member = await make_actor(db, settings, tenant=tenant, role=Role.MEMBER)
+        projects = await seed_tasks(db, tenant, [owner.user.id, member.user.id])
+        other = await make_tenant(db)
+        stranger = await make_actor(db, settings, tenant=other, role=Role.OWNER)
+        await seed_tasks(db, other, [stranger.user.id, stranger.user.id])
+        return {"owner": owner, "member": member, "projects": projects}
+
+    async def test_tasks_json_has_every_task_and_the_api_fields(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(client, world["owner"], run_worker, kind="tasks", format="json")
+        items = download.json()["items"]
+        assert len(items) == 4
+        assert {i["project_id"] for i in items} == {str(world["projects"]["alpha"])}
+        assert set(items[0]) == {
+            "id",
+            "project_id",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "assignee_id",
+            "due_date",
+            "created_at",
+            "updated_at",
+        }
+        assert sorted(i["status"] for i in items) == ["doing", "doing", "done", "todo"]
+
+    async def test_tasks_csv_quotes_formulas_and_filters_by_project(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client,
+            world["owner"],
+            run_worker,
+            kind="tasks",
+            format="csv",
+            params={"project_id": str(world["projects"]["beta"])},
+        )
+        assert list(csv.reader(io.StringIO(download.text))) == [
+            [
+                "id",
+                "project_id",
+                "title",
+                "description",
+                "status",
+                "priority",
+                "assignee_id",
+                "due_date",
+                "created_at",
+                "updated_at",
+            ],
+        ]
+        everything = await self.build(
+            client, world["owner"], run_worker, kind="tasks", format="csv"
+        )
+        titles = {r["title"] for r in csv.DictReader(io.StringIO(everything.text))}
+        assert "'=HYPERLINK(evil)" in titles
+
+    async def test_project_summary_json(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client, world["owner"], run_worker, kind="project_summary", format="json"
+        )
+        projects = download.json()["projects"]
+        assert [p["name"] for p in projects] == ["Alpha", "Beta"]
+        alpha, beta = projects
+        assert alpha["project_id"] == str(world["projects"]["alpha"])
+        assert alpha["counts"] == {"todo": 1, "doing": 2, "done": 1}
+        assert alpha["overdue"] == 1
+        owner, member = world["owner"], world["member"]
+        assert alpha["by_assignee"] == [
+            {"user_id": str(owner.user.id), "username": owner.user.username, "count": 2},
+            {"user_id": str(member.user.id), "username": member.user.username, "count": 1},
+        ]
+        assert beta == {
+            "project_id": str(world["projects"]["beta"]),
+            "name": "Beta",
+            "counts": {"todo": 0, "doing": 0, "done": 0},
+            "overdue": 0,
+            "by_assignee": [],
+        }
+
+    async def test_project_summary_csv(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client, world["owner"], run_worker, kind="project_summary", format="csv"
+        )
+        rows = list(csv.reader(io.StringIO(download.text)))
+        assert rows == [
+            ["project_id", "name", "todo", "doing", "done", "overdue"],
+            [str(world["projects"]["alpha"]), "Alpha", "1", "2", "1", "1"],
+            [str(world["projects"]["beta"]), "Beta", "0", "0", "0", "0"],
+        ]

@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,11 +22,17 @@ RowSource = Callable[[AsyncSession, Report], AsyncIterator[Row]]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _same(row: Row) -> Row:
+    return row
+
+
 @dataclass(frozen=True)
 class Shape:
     source: RowSource
     columns: tuple[str, ...]
     json_key: str = "items"
+    # How a (possibly nested) JSON row becomes a flat CSV row.
+    flatten: Callable[[Row], Row] = _same
 
 
 async def _stream(session: AsyncSession, sql: str, params: dict[str, Any]) -> AsyncIterator[Row]:
@@ -69,7 +75,90 @@ async def usage_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row
         yield row
 
 
+TASK_COLUMNS = (
+    "id",
+    "project_id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee_id",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+
+
+async def task_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
+    """Every task of the tenant (or of `params.project_id`), with the API's task fields."""
+    sql = f"""
+        SELECT {", ".join(TASK_COLUMNS)} FROM tasks
+        WHERE tenant_id = :tenant_id
+          AND (CAST(:project_id AS uuid) IS NULL OR project_id = CAST(:project_id AS uuid))
+        ORDER BY created_at, id
+    """
+    params = {"tenant_id": report.tenant_id, "project_id": report.params.get("project_id")}
+    async for row in _stream(session, sql, params):
+        yield row
+
+
+_SUMMARY_SQL = """
+    WITH per_assignee AS (
+        SELECT project_id, assignee_id, count(*) AS n
+        FROM tasks
+        WHERE tenant_id = :tenant_id AND assignee_id IS NOT NULL
+        GROUP BY project_id, assignee_id
+    ),
+    by_assignee AS (
+        SELECT pa.project_id,
+               jsonb_agg(
+                   jsonb_build_object('user_id', pa.assignee_id, 'username', u.username,
+                                      'count', pa.n)
+                   ORDER BY pa.n DESC, u.username
+               ) AS by_assignee
+        FROM per_assignee pa JOIN users u ON u.id = pa.assignee_id
+        GROUP BY pa.project_id
+    )
+    SELECT p.id AS project_id, p.name,
+           count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
+           count(t.id) FILTER (WHERE t.status = 'doing') AS doing,
+           count(t.id) FILTER (WHERE t.status = 'done') AS done,
+           count(t.id) FILTER (WHERE t.due_date < :today AND t.status <> 'done') AS overdue,
+           COALESCE(b.by_assignee, '[]'::jsonb)::text AS by_assignee
+    FROM projects p
+    LEFT JOIN tasks t ON t.tenant_id = p.tenant_id AND t.project_id = p.id
+    LEFT JOIN by_assignee b ON b.project_id = p.id
+    WHERE p.tenant_id = :tenant_id
+    GROUP BY p.id, p.name, b.by_assignee
+    ORDER BY p.name, p.id
+"""
+
+
+async def project_summary_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
+    """Per project: counts by status, overdue (due before today, not done), per assignee."""
+    params = {"tenant_id": report.tenant_id, "today": datetime.now(UTC).date()}
+    async for row in _stream(session, _SUMMARY_SQL, params):
+        yield {
+            "project_id": row["project_id"],
+            "name": row["name"],
+            "counts": {"todo": row["todo"], "doing": row["doing"], "done": row["done"]},
+            "overdue": row["overdue"],
+            "by_assignee": orjson.loads(row["by_assignee"]),
+        }
+
+
+def _flat_summary(row: Row) -> Row:
+    return {**row, **row["counts"]}
+
+
 SHAPES: dict[ReportKind, Shape] = {
+    ReportKind.TASKS: Shape(task_rows, TASK_COLUMNS),
+    ReportKind.PROJECT_SUMMARY: Shape(
+        project_summary_rows,
+        ("project_id", "name", "todo", "doing", "done", "overdue"),
+        json_key="projects",
+        flatten=_flat_summary,
+    ),
     ReportKind.ACTIVITY: Shape(
         activity_rows,
         (
@@ -116,7 +205,8 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
         writer.writerow(shape.columns)
         async for row in rows:
             counter.rows += 1
-            writer.writerow([_cell(row.get(column)) for column in shape.columns])
+            flat = shape.flatten(row)
+            writer.writerow([_cell(flat.get(column)) for column in shape.columns])
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
