@@ -18,7 +18,6 @@ from tenantry.db import Database
 from tenantry.models import AuditEvent, EmailOutbox, Report, ReportChunk, Role, Tenant
 from tenantry.usage import record_call
 from tests.fixtures.factories import Actor, make_actor, make_tenant
-from tests.fixtures.tenant_data import make_project, make_tasks
 from tests.fixtures.worker import RunWorker
 
 TODAY = datetime.now(UTC).date()
@@ -210,69 +209,6 @@ class TestBuild:
         assert by_day[TODAY.isoformat()] == 5
         assert sum(by_day.values()) == 5
 
-    async def test_tasks_json_has_every_task_with_api_fields(
-        self,
-        client: httpx.AsyncClient,
-        db: Database,
-        tenant: Tenant,
-        owner: Actor,
-        run_worker: RunWorker,
-    ) -> None:
-        project = await make_project(db, tenant)
-        await make_tasks(db, project, 3)
-        await make_tasks(db, await make_project(db, await make_tenant(db)), 2)
-        location = await self.request(client, owner, kind="tasks", format="json", params={})
-        await run_worker()
-        status = (await client.get(location, headers=owner.headers)).json()
-        assert status["status"] == "succeeded", status
-        body = json.loads((await client.get(f"{location}/download", headers=owner.headers)).content)
-        assert len(body["items"]) == 3
-        assert set(body["items"][0]) == {
-            "id", "project_id", "title", "description", "status", "priority",
-            "assignee_id", "due_date", "created_at", "updated_at",
-        }  # fmt: skip
-
-    async def test_project_summary_csv_and_json(
-        self,
-        client: httpx.AsyncClient,
-        db: Database,
-        tenant: Tenant,
-        owner: Actor,
-        run_worker: RunWorker,
-    ) -> None:
-        project = await make_project(db, tenant, name="Apollo")
-        await make_tasks(db, project, 2, status="todo", due_date=TODAY - timedelta(days=3))
-        await make_tasks(db, project, 1, status="done", assignee_id=owner.user.id)
-        await make_tasks(db, project, 1, status="doing", assignee_id=owner.user.id)
-        empty = await make_project(db, tenant, name="Empty")
-        csv_location = await self.request(
-            client, owner, kind="project_summary", format="csv", params={}
-        )
-        json_location = await self.request(
-            client, owner, kind="project_summary", format="json", params={}
-        )
-        await run_worker()
-        text = (await client.get(f"{csv_location}/download", headers=owner.headers)).text
-        rows = list(csv.DictReader(io.StringIO(text)))
-        assert list(rows[0]) == ["project_id", "name", "todo", "doing", "done", "overdue"]
-        assert rows[0] == {
-            "project_id": str(project.id), "name": "Apollo",
-            "todo": "2", "doing": "1", "done": "1", "overdue": "2",
-        }  # fmt: skip
-        assert rows[1]["project_id"] == str(empty.id) and rows[1]["todo"] == "0"
-        download = await client.get(f"{json_location}/download", headers=owner.headers)
-        projects = json.loads(download.content)["projects"]
-        assert projects[0] == {
-            "project_id": str(project.id),
-            "name": "Apollo",
-            "counts": {"todo": 2, "doing": 1, "done": 1},
-            "overdue": 2,
-            "by_assignee": [
-                {"user_id": str(owner.user.id), "username": owner.user.username, "count": 2}
-            ],
-        }
-        assert projects[1]["by_assignee"] == []
-
     async def test_requester_is_emailed_once(
         self,
         client: httpx.AsyncClient,
@@ -407,3 +343,150 @@ def test_dates_are_inclusive() -> None:
         "to": "2026-01-01",
     }
     assert date.fromisoformat("2026-01-01")
+
+
+async def seed_tasks(
+    db: Database, tenant: Tenant, assignees: list[uuid.UUID]
+) -> dict[str, uuid.UUID]:
+    """Two projects: Alpha (todo, doing ×2 (one overdue), done (past due, not overdue)) and
+    an empty Beta; tasks assigned round-robin."""
+    from tenantry.models import Project, Task, TaskStatus
+
+    past = datetime.now(UTC).date() - timedelta(days=3)
+    future = datetime.now(UTC).date() + timedelta(days=3)
+    alpha = Project(tenant_id=tenant.id, name="Alpha")
+    beta = Project(tenant_id=tenant.id, name="Beta")
+    async with db.session_scope(tenant.id) as session:
+        session.add_all([alpha, beta])
+        await session.flush()
+        specs = [
+            ("write spec", TaskStatus.TODO, future, assignees[0]),
+            ("=HYPERLINK(evil)", TaskStatus.DOING, past, assignees[0]),
+            ("review", TaskStatus.DOING, None, assignees[1]),
+            ("ship", TaskStatus.DONE, past, None),
+        ]
+        for title, status, due, assignee in specs:
+            session.add(
+                Task(
+                    tenant_id=tenant.id,
+                    project_id=alpha.id,
+                    title=title,
+                    status=status,
+                    due_date=due,
+                    assignee_id=assignee,
+                )
+            )
+    return {"alpha": alpha.id, "beta": beta.id}
+
+
+@pytest.mark.committed
+class TestTaskReports:
+    async def build(
+        self, client: httpx.AsyncClient, actor: Actor, run_worker: RunWorker, **body: object
+    ) -> httpx.Response:
+        response = await client.post("/api/v1/reports", json=body, headers=actor.headers)
+        assert response.status_code == 202, response.text
+        await run_worker()
+        status = (await client.get(response.headers["location"], headers=actor.headers)).json()
+        assert status["status"] == "succeeded", status
+        return await client.get(f"{response.headers['location']}/download", headers=actor.headers)
+
+    @pytest.fixture
+    async def world(self, db: Database, settings: Settings, tenant: Tenant) -> dict[str, object]:
+        owner = await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
+        member = await make_actor(db, settings, tenant=tenant, role=Role.MEMBER)
+        projects = await seed_tasks(db, tenant, [owner.user.id, member.user.id])
+        other = await make_tenant(db)
+        stranger = await make_actor(db, settings, tenant=other, role=Role.OWNER)
+        await seed_tasks(db, other, [stranger.user.id, stranger.user.id])
+        return {"owner": owner, "member": member, "projects": projects}
+
+    async def test_tasks_json_has_every_task_and_the_api_fields(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(client, world["owner"], run_worker, kind="tasks", format="json")
+        items = download.json()["items"]
+        assert len(items) == 4
+        assert {i["project_id"] for i in items} == {str(world["projects"]["alpha"])}
+        assert set(items[0]) == {
+            "id",
+            "project_id",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "assignee_id",
+            "due_date",
+            "created_at",
+            "updated_at",
+        }
+        assert sorted(i["status"] for i in items) == ["doing", "doing", "done", "todo"]
+
+    async def test_tasks_csv_quotes_formulas_and_filters_by_project(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client,
+            world["owner"],
+            run_worker,
+            kind="tasks",
+            format="csv",
+            params={"project_id": str(world["projects"]["beta"])},
+        )
+        assert list(csv.reader(io.StringIO(download.text))) == [
+            [
+                "id",
+                "project_id",
+                "title",
+                "description",
+                "status",
+                "priority",
+                "assignee_id",
+                "due_date",
+                "created_at",
+                "updated_at",
+            ],
+        ]
+        everything = await self.build(
+            client, world["owner"], run_worker, kind="tasks", format="csv"
+        )
+        titles = {r["title"] for r in csv.DictReader(io.StringIO(everything.text))}
+        assert "'=HYPERLINK(evil)" in titles
+
+    async def test_project_summary_json(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client, world["owner"], run_worker, kind="project_summary", format="json"
+        )
+        projects = download.json()["projects"]
+        assert [p["name"] for p in projects] == ["Alpha", "Beta"]
+        alpha, beta = projects
+        assert alpha["project_id"] == str(world["projects"]["alpha"])
+        assert alpha["counts"] == {"todo": 1, "doing": 2, "done": 1}
+        assert alpha["overdue"] == 1
+        owner, member = world["owner"], world["member"]
+        assert alpha["by_assignee"] == [
+            {"user_id": str(owner.user.id), "username": owner.user.username, "count": 2},
+            {"user_id": str(member.user.id), "username": member.user.username, "count": 1},
+        ]
+        assert beta == {
+            "project_id": str(world["projects"]["beta"]),
+            "name": "Beta",
+            "counts": {"todo": 0, "doing": 0, "done": 0},
+            "overdue": 0,
+            "by_assignee": [],
+        }
+
+    async def test_project_summary_csv(
+        self, client: httpx.AsyncClient, world: dict, run_worker: RunWorker
+    ) -> None:
+        download = await self.build(
+            client, world["owner"], run_worker, kind="project_summary", format="csv"
+        )
+        rows = list(csv.reader(io.StringIO(download.text)))
+        assert rows == [
+            ["project_id", "name", "todo", "doing", "done", "overdue"],
+            [str(world["projects"]["alpha"]), "Alpha", "1", "2", "1", "1"],
+            [str(world["projects"]["beta"]), "Beta", "0", "0", "0", "0"],
+        ]

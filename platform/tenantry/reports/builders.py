@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,13 +22,17 @@ RowSource = Callable[[AsyncSession, Report], AsyncIterator[Row]]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _same(row: Row) -> Row:
+    return row
+
+
 @dataclass(frozen=True)
 class Shape:
     source: RowSource
     columns: tuple[str, ...]
     json_key: str = "items"
-    # The keys of a JSON row when they differ from the CSV columns (nested values).
-    json_fields: tuple[str, ...] | None = None
+    # How a (possibly nested) JSON row becomes a flat CSV row.
+    flatten: Callable[[Row], Row] = _same
 
 
 async def _stream(session: AsyncSession, sql: str, params: dict[str, Any]) -> AsyncIterator[Row]:
@@ -71,7 +75,7 @@ async def usage_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row
         yield row
 
 
-_TASK_COLUMNS = (
+TASK_COLUMNS = (
     "id",
     "project_id",
     "title",
@@ -86,10 +90,9 @@ _TASK_COLUMNS = (
 
 
 async def task_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
-    """Every task (or one project's), with the fields of the API's TaskRead."""
+    """Every task of the tenant (or of `params.project_id`), with the API's task fields."""
     sql = f"""
-        SELECT {", ".join(_TASK_COLUMNS)}
-        FROM tasks
+        SELECT {", ".join(TASK_COLUMNS)} FROM tasks
         WHERE tenant_id = :tenant_id
           AND (CAST(:project_id AS uuid) IS NULL OR project_id = CAST(:project_id AS uuid))
         ORDER BY created_at, id
@@ -99,54 +102,62 @@ async def task_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]
         yield row
 
 
-async def project_summary_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
-    """Per project: counts by status, open tasks past their due date, tasks per assignee."""
-    # Assignee counts are small (projects x members) and read first, so the project rows
-    # can still stream.
-    assignees: dict[Any, list[Row]] = {}
-    by_assignee = await session.execute(
-        sa.text(
-            """
-            SELECT t.project_id, t.assignee_id AS user_id, u.username, count(*) AS count
-            FROM tasks t JOIN users u ON u.id = t.assignee_id
-            WHERE t.tenant_id = :tenant_id
-            GROUP BY t.project_id, t.assignee_id, u.username
-            ORDER BY t.project_id, count(*) DESC, u.username
-            """
-        ),
-        {"tenant_id": report.tenant_id},
+_SUMMARY_SQL = """
+    WITH per_assignee AS (
+        SELECT project_id, assignee_id, count(*) AS n
+        FROM tasks
+        WHERE tenant_id = :tenant_id AND assignee_id IS NOT NULL
+        GROUP BY project_id, assignee_id
+    ),
+    by_assignee AS (
+        SELECT pa.project_id,
+               jsonb_agg(
+                   jsonb_build_object('user_id', pa.assignee_id, 'username', u.username,
+                                      'count', pa.n)
+                   ORDER BY pa.n DESC, u.username
+               ) AS by_assignee
+        FROM per_assignee pa JOIN users u ON u.id = pa.assignee_id
+        GROUP BY pa.project_id
     )
-    for entry in by_assignee.mappings():
-        assignees.setdefault(entry["project_id"], []).append(
-            {"user_id": entry["user_id"], "username": entry["username"], "count": entry["count"]}
-        )
-    sql = """
-        SELECT p.id AS project_id, p.name,
-               count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
-               count(t.id) FILTER (WHERE t.status = 'doing') AS doing,
-               count(t.id) FILTER (WHERE t.status = 'done') AS done,
-               count(t.id) FILTER (
-                   WHERE t.status <> 'done' AND t.due_date < CURRENT_DATE
-               ) AS overdue
-        FROM projects p
-        LEFT JOIN tasks t ON t.tenant_id = p.tenant_id AND t.project_id = p.id
-        WHERE p.tenant_id = :tenant_id
-        GROUP BY p.id, p.name, p.created_at
-        ORDER BY p.created_at, p.id
-    """
-    async for row in _stream(session, sql, {"tenant_id": report.tenant_id}):
-        row["counts"] = {"todo": row["todo"], "doing": row["doing"], "done": row["done"]}
-        row["by_assignee"] = assignees.get(row["project_id"], [])
-        yield row
+    SELECT p.id AS project_id, p.name,
+           count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
+           count(t.id) FILTER (WHERE t.status = 'doing') AS doing,
+           count(t.id) FILTER (WHERE t.status = 'done') AS done,
+           count(t.id) FILTER (WHERE t.due_date < :today AND t.status <> 'done') AS overdue,
+           COALESCE(b.by_assignee, '[]'::jsonb)::text AS by_assignee
+    FROM projects p
+    LEFT JOIN tasks t ON t.tenant_id = p.tenant_id AND t.project_id = p.id
+    LEFT JOIN by_assignee b ON b.project_id = p.id
+    WHERE p.tenant_id = :tenant_id
+    GROUP BY p.id, p.name, b.by_assignee
+    ORDER BY p.name, p.id
+"""
+
+
+async def project_summary_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:
+    """Per project: counts by status, overdue (due before today, not done), per assignee."""
+    params = {"tenant_id": report.tenant_id, "today": datetime.now(UTC).date()}
+    async for row in _stream(session, _SUMMARY_SQL, params):
+        yield {
+            "project_id": row["project_id"],
+            "name": row["name"],
+            "counts": {"todo": row["todo"], "doing": row["doing"], "done": row["done"]},
+            "overdue": row["overdue"],
+            "by_assignee": orjson.loads(row["by_assignee"]),
+        }
+
+
+def _flat_summary(row: Row) -> Row:
+    return {**row, **row["counts"]}
 
 
 SHAPES: dict[ReportKind, Shape] = {
-    ReportKind.TASKS: Shape(task_rows, _TASK_COLUMNS),
+    ReportKind.TASKS: Shape(task_rows, TASK_COLUMNS),
     ReportKind.PROJECT_SUMMARY: Shape(
         project_summary_rows,
         ("project_id", "name", "todo", "doing", "done", "overdue"),
         json_key="projects",
-        json_fields=("project_id", "name", "counts", "overdue", "by_assignee"),
+        flatten=_flat_summary,
     ),
     ReportKind.ACTIVITY: Shape(
         activity_rows,
@@ -194,7 +205,8 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
         writer.writerow(shape.columns)
         async for row in rows:
             counter.rows += 1
-            writer.writerow([_cell(row.get(column)) for column in shape.columns])
+            flat = shape.flatten(row)
+            writer.writerow([_cell(flat.get(column)) for column in shape.columns])
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
@@ -205,8 +217,6 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
     first = True
     async for row in rows:
         counter.rows += 1
-        if shape.json_fields is not None:
-            row = {key: row[key] for key in shape.json_fields}
         yield (b"" if first else b",") + orjson.dumps(row, default=_json_default)
         first = False
     yield b"]}"
