@@ -42,7 +42,13 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
-        "pool_pre_ping": True,
+        # No pre-ping: with asyncpg it is three round trips (BEGIN, `;`, ROLLBACK) on
+        # every checkout, more than the request's own queries. A connection that died
+        # (database restart, failover) fails its first statement instead; that error is
+        # a DBAPI disconnect, so SQLAlchemy invalidates the whole pool and the request
+        # answers 503 (`errors.is_unavailable`), and the next checkout connects afresh.
+        # pool_recycle bounds a connection's age below any idle timeout in between.
+        "pool_pre_ping": False,
         "pool_recycle": 1800,
         # Statement parameters (emails, token hashes) stay out of error messages, so out
         # of logs and Sentry too.

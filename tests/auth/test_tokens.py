@@ -91,6 +91,25 @@ class TestDecodeAccessToken:
             tokens.decode_access_token(settings, f"{head}.{forged.decode()}.{sig}")
 
 
+class TestVerifiedTokenCache:
+    def test_remembered_token_still_expires(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        token = _sign(settings, _claims(settings, exp=int(time.time()) + 5))
+        tokens.decode_access_token(settings, token)  # verified and remembered
+        later = time.time() + 6
+        monkeypatch.setattr(tokens.time, "time", lambda: later)
+        with pytest.raises(tokens.InvalidToken):
+            tokens.decode_access_token(settings, token)
+
+    def test_remembered_token_is_refused_under_another_key(self, settings: Settings) -> None:
+        token = _sign(settings, _claims(settings))
+        tokens.decode_access_token(settings, token)
+        rotated = settings.model_copy(update={"secret_key": SecretStr("y" * 40)})
+        with pytest.raises(tokens.InvalidToken):
+            tokens.decode_access_token(rotated, token)
+
+
 def test_hash_secret_is_keyed(settings: Settings) -> None:
     other = settings.model_copy(update={"secret_key": SecretStr("x" * 40)})
     assert tokens.hash_secret(settings, "abc") != tokens.hash_secret(other, "abc")

@@ -8,6 +8,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
@@ -49,13 +50,26 @@ def encode(settings: Settings, claims: dict[str, Any], *, ttl_seconds: int) -> s
 
 def decode(settings: Settings, token: str, *, expected_type: TokenType) -> dict[str, Any]:
     """Verify signature, expiry, issuer, audience and type; the algorithm list is pinned."""
+    return _decode(
+        token,
+        settings.secret_key.get_secret_value(),
+        settings.jwt_algorithm,
+        settings.jwt_audience,
+        settings.jwt_issuer,
+        expected_type,
+    )
+
+
+def _decode(
+    token: str, secret: str, algorithm: str, audience: str, issuer: str, expected_type: TokenType
+) -> dict[str, Any]:
     try:
         payload: dict[str, Any] = jwt.decode(
             token,
-            settings.secret_key.get_secret_value(),
-            algorithms=[settings.jwt_algorithm],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            secret,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
             options={"require": _REQUIRED},
         )
     except jwt.PyJWTError as exc:
@@ -87,7 +101,33 @@ def create_access_token(
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
-    payload = decode(settings, token, expected_type="access")
+    """The verified claims of an access token; expiry is checked on every call.
+
+    A client sends the same token on every request until it expires, and verifying it
+    (base64, JSON, HMAC, claim checks) is a good part of an authenticated request's
+    CPU. So the claims of tokens that *passed* are remembered per signing setup and
+    token; only the expiry can change its verdict later, and it is checked here each
+    time, exactly as pyjwt checks it (expired when `exp <= now`). Rejected tokens are
+    never cached (an exception leaves `lru_cache` empty), so forged tokens cannot
+    crowd out good ones; revocation is the session check's job and is not cached.
+    """
+    claims = _verified_access_claims(
+        token,
+        settings.secret_key.get_secret_value(),
+        settings.jwt_algorithm,
+        settings.jwt_audience,
+        settings.jwt_issuer,
+    )
+    if claims.expires_at <= time.time():
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+@lru_cache(maxsize=8192)
+def _verified_access_claims(
+    token: str, secret: str, algorithm: str, audience: str, issuer: str
+) -> AccessClaims:
+    payload = _decode(token, secret, algorithm, audience, issuer, "access")
     try:
         tid = payload.get("tid")
         return AccessClaims(

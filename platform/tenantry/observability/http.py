@@ -1,7 +1,8 @@
-"""HTTP metrics and the access log, recorded by prometheus-fastapi-instrumentator's
-middleware, and `GET /metrics` on the API's port.
+"""HTTP metrics and the access log, recorded by one pure ASGI middleware (the series of
+prometheus-fastapi-instrumentator, whose route lookup it reuses), and `GET /metrics` on
+the API's port.
 
-The instrumentator middleware sits outermost, so it sees the status the client really
+The metrics middleware sits outermost, so it sees the status the client really
 got (a 413 from the body cap, the shell's 500 or 503). It resolves each request to its
 route template (`/api/v1/projects/{id}`; `none` when no route matches), which labels
 the metrics and the access log line, so raw paths with ids never become label values.
@@ -13,17 +14,20 @@ the metrics and the access log line, so raw paths with ids never become label va
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
+from timeit import default_timer
 from typing import Any
 
 from fastapi import FastAPI, Request
-from prometheus_fastapi_instrumentator.metrics import Info
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from prometheus_fastapi_instrumentator.routing import _effective_routes, get_route_name
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.config import Settings
 from tenantry.errors import problem
@@ -53,65 +57,104 @@ def method_label(method: str) -> str:
     return method if method in _METHODS else "OTHER"
 
 
-def _content_length(value: str | None) -> int:
-    try:
-        return max(int(value or 0), 0)
-    except ValueError:
-        return 0
+class _RouteNames:
+    """Route templates by request, from a route list flattened once per app.
+
+    The instrumentator's `get_route_name` flattens FastAPI's included routers again on
+    every request (most of its cost); routes are fixed once the app serves, so the flat
+    list is built on the first request. Anything it does not fully match (404s, 405s,
+    routes added later, trailing-slash redirects) goes through the library's lookup.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[BaseRoute] | None = None
+
+    def __call__(self, scope: Scope) -> str | None:
+        app = scope.get("app")
+        if app is None:
+            return None
+        if self._routes is None:
+            self._routes = _effective_routes(app.routes)
+        for route in self._routes:
+            if isinstance(route, Mount):
+                break  # the library recurses into mounts
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                path: str | None = getattr(route, "path", None)
+                if path is not None:
+                    return path
+        return get_route_name(HTTPConnection(scope), should_include_root_path=False)
 
 
-def _record(info: Info) -> None:
-    """Called once per finished request with the resolved handler and final status."""
-    method = method_label(info.method)
-    handler = info.modified_handler
-    status = int(info.modified_status)
-    HTTP_REQUESTS.labels(method, handler, info.modified_status).inc()
-    HTTP_LATENCY.labels(method, handler).observe(info.modified_duration)
-    HTTP_REQUEST_SIZE.labels(handler).observe(
-        _content_length(info.request.headers.get("content-length"))
-    )
-    response_size = info.response.headers.get("content-length") if info.response else None
-    HTTP_RESPONSE_SIZE.labels(handler).observe(_content_length(response_size))
-    state: dict[str, Any] = info.request.scope.get("state") or {}
-    log_request(
-        method=method,
-        route=handler,
-        path=info.request.url.path,
-        status=status,
-        latency_ms=info.modified_duration * 1000,
-        request_id=state.get("request_id"),
-        tenant_id=state.get("tenant_id"),
-        user_id=state.get("user_id"),
-    )
+class InstrumentatorMiddleware:
+    """HTTP metrics and the access log for every request, as one pure ASGI middleware.
 
-
-class _InProgress:
-    """Adapts our process-wide gauge to the call the middleware makes, bounding `method`."""
-
-    def labels(self, method: str, handler: str) -> Any:
-        return HTTP_IN_PROGRESS.labels(method_label(method), handler)
-
-
-class InstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
-    """The instrumentator's middleware fed with metrics created once per process.
-
-    The stock middleware registers its in-progress gauge in its constructor, which
-    fails the second time an app is built in one process (every test does); here the
-    gauge is ours and shared.
+    Same series as prometheus-fastapi-instrumentator's middleware (which this replaced
+    on the hot path: it built a Request, a Response with parsed headers and an Info per
+    request, and resolved the route through a freshly flattened route list): counters,
+    latency and sizes by method, route template (`none` when nothing matches) and exact
+    status; an in-progress gauge; `/metrics` itself is not counted. Sits outermost, so
+    it records the status the client really got (the shell's 413, 500 or 503).
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        super().__init__(
-            app,
-            should_group_status_codes=False,
-            should_group_untemplated=True,
-            should_ignore_untemplated=False,
-            excluded_handlers=[f"^{METRICS_PATH}$"],
-            instrumentations=[_record],
-        )
-        self.should_instrument_requests_inprogress = True
-        self.inprogress_labels = True
-        self.inprogress = _InProgress()  # type: ignore[assignment]
+        self.app = app
+        self._route_name = _RouteNames()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = default_timer()
+        handler = self._route_name(scope) or "none"
+        if handler == METRICS_PATH:
+            await self.app(scope, receive, send)
+            return
+        method = method_label(scope["method"])
+        in_progress = HTTP_IN_PROGRESS.labels(method, handler)
+        in_progress.inc()
+        status = 500
+        response_size = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_size = _header_int(message.get("headers", ()), b"content-length")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            duration = max(default_timer() - started, 0.0)
+            in_progress.dec()
+            HTTP_REQUESTS.labels(method, handler, str(status)).inc()
+            HTTP_LATENCY.labels(method, handler).observe(duration)
+            HTTP_REQUEST_SIZE.labels(handler).observe(
+                _header_int(scope.get("headers", ()), b"content-length")
+            )
+            HTTP_RESPONSE_SIZE.labels(handler).observe(response_size)
+            state: dict[str, Any] = scope.get("state") or {}
+            log_request(
+                method=method,
+                route=handler,
+                path=scope["path"],
+                status=status,
+                latency_ms=duration * 1000,
+                request_id=state.get("request_id"),
+                tenant_id=state.get("tenant_id"),
+                user_id=state.get("user_id"),
+            )
+
+
+def _header_int(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int:
+    for key, value in headers:
+        if key.lower() == name:
+            try:
+                return max(int(value), 0)
+            except ValueError:
+                return 0
+    return 0
 
 
 def observe_pool(pool: Pool, *, returning: int = 0) -> None:

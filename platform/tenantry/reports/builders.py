@@ -14,12 +14,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.kit.csv import cell
 from tenantry.models import Report, ReportFormat, ReportKind
 
 Row = dict[str, Any]
 RowSource = Callable[[AsyncSession, Report], AsyncIterator[Row]]
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _same(row: Row) -> Row:
@@ -177,16 +176,6 @@ SHAPES: dict[ReportKind, Shape] = {
 }
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    text = str(value)
-    # Spreadsheets execute cells that start like a formula; quote them as text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def _json_default(value: Any) -> Any:
     return str(value)
 
@@ -206,7 +195,7 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
         async for row in rows:
             counter.rows += 1
             flat = shape.flatten(row)
-            writer.writerow([_cell(flat.get(column)) for column in shape.columns])
+            writer.writerow([cell(flat.get(column)) for column in shape.columns])
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -22,6 +21,7 @@ from tenantry.auth.principal import Principal
 from tenantry.cache import Cached
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
+from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.kit.responses import serialise
 from tenantry.models import Task, Tenant
@@ -43,9 +43,6 @@ EXPORT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
-# injection"); a leading apostrophe makes it text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -65,14 +62,6 @@ class AssigneeNotMember(Unprocessable):
 class Export:
     filename: str
     chunks: AsyncIterator[bytes]
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return "" if value is None else value
 
 
 class TaskService:
@@ -216,7 +205,7 @@ class TaskService:
             async for rows in result.mappings().partitions():
                 buffer.seek(0)
                 buffer.truncate()
-                writer.writerows([_cell(row[c]) for c in EXPORT_COLUMNS] for row in rows)
+                writer.writerows([cell(row[c]) for c in EXPORT_COLUMNS] for row in rows)
                 yield buffer.getvalue().encode()
 
     async def _flush(self, session: AsyncSession) -> None:
