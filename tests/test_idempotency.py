@@ -215,3 +215,23 @@ class TestScopes:
             response = await api.post(PROJECTS, json={"name": "X"}, headers=_keyed(viewer, "v"))
             assert response.status_code == 403
             assert "idempotent-replayed" not in response.headers
+
+
+class TestCredentialsAtRest:
+    async def test_a_kept_api_key_is_encrypted_and_still_replays(
+        self, api: httpx.AsyncClient, owner: Actor, redis: ArqRedis
+    ) -> None:
+        headers = {**owner.headers, "Idempotency-Key": f"key-{uuid.uuid4()}"}
+        body = {"name": "ci", "scopes": ["read"]}
+        first = await api.post("/api/v1/api-keys", json=body, headers=headers)
+        assert first.status_code == 201
+        secret = first.json()["key"]
+        # API keys are stored only as hashes: the kept answer must not hold one in clear.
+        for raw_key in await redis.keys("*"):
+            value = await redis.get(raw_key) if await redis.type(raw_key) == b"string" else None
+            assert value is None or secret.encode() not in value
+        replay = await api.post("/api/v1/api-keys", json=body, headers=headers)
+        assert replay.status_code == 201
+        assert replay.json()["key"] == secret
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.headers["cache-control"] == "no-store"

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
+import os
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis import exceptions as redis_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -124,10 +127,17 @@ class IdempotencyMiddleware:
         if owner is None:
             await self.app(scope, receive, send)
             return
-        await self._idempotent(scope, receive, send, state.redis, owner + _digest(key))
+        sealer = _Sealer(state.settings, key)
+        await self._idempotent(scope, receive, send, state.redis, owner + _digest(key), sealer)
 
     async def _idempotent(
-        self, scope: Scope, receive: Receive, send: Send, redis: Any, record_key: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        redis: Any,
+        record_key: str,
+        sealer: _Sealer,
     ) -> None:
         body, disconnected = await _read_body(receive)
         if disconnected:
@@ -142,10 +152,10 @@ class IdempotencyMiddleware:
             await self.app(scope, _replay_body(body), send)
             return
         if existing is not None:
-            await _answer_existing(scope, send, orjson.loads(existing), fingerprint)
+            await _answer_existing(scope, send, orjson.loads(existing), fingerprint, sealer)
             return
         CACHE_REQUESTS.labels("idempotency", "miss").inc()
-        await self._run_and_keep(scope, body, send, redis, record_key, fingerprint)
+        await self._run_and_keep(scope, body, send, redis, record_key, fingerprint, sealer)
 
     async def _run_and_keep(
         self,
@@ -155,6 +165,7 @@ class IdempotencyMiddleware:
         redis: Any,
         record_key: str,
         fingerprint: str,
+        sealer: _Sealer,
     ) -> None:
         status = 500
         headers: list[list[str]] = []
@@ -184,7 +195,7 @@ class IdempotencyMiddleware:
                         "fingerprint": fingerprint,
                         "status": status,
                         "headers": headers,
-                        "body": base64.b64encode(b"".join(chunks)).decode(),
+                        "body": sealer.seal(b"".join(chunks)),
                     }
                     await redis.set(record_key, orjson.dumps(record), ex=TTL_SECONDS)
                 else:
@@ -228,7 +239,7 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
 
 
 async def _answer_existing(
-    scope: Scope, send: Send, record: dict[str, Any], fingerprint: str
+    scope: Scope, send: Send, record: dict[str, Any], fingerprint: str, sealer: _Sealer
 ) -> None:
     if record.get("fingerprint") != fingerprint:
         CACHE_REQUESTS.labels("idempotency", "mismatch").inc()
@@ -249,7 +260,7 @@ async def _answer_existing(
     else:
         CACHE_REQUESTS.labels("idempotency", "hit").inc()
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in record["headers"]]
-        body = base64.b64decode(record["body"])
+        body = sealer.open(record["body"])
         headers.append((b"content-length", str(len(body)).encode()))
         headers.append((b"idempotent-replayed", b"true"))
         await send({"type": "http.response.start", "status": record["status"], "headers": headers})
@@ -260,3 +271,26 @@ async def _answer_existing(
         return {"type": "http.disconnect"}
 
     await response(scope, no_body, send)
+
+
+class _Sealer:
+    """Encrypts kept answers (AES-GCM) under a key derived from SECRET_KEY and the
+    client's own Idempotency-Key, which is stored only as a hash.
+
+    A kept answer can carry a credential (a login's tokens, a new API key shown once),
+    and credentials live only as hashes at rest: Redis alone, or SECRET_KEY alone, is
+    not enough to read one back; only the client that holds the key can replay it.
+    """
+
+    def __init__(self, settings: Settings, idempotency_key: str) -> None:
+        secret = settings.secret_key.get_secret_value().encode()
+        material = hmac.new(secret, b"idempotency:" + idempotency_key.encode(), hashlib.sha256)
+        self._aead = AESGCM(material.digest())
+
+    def seal(self, body: bytes) -> str:
+        nonce = os.urandom(12)
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, body, None)).decode()
+
+    def open(self, sealed: str) -> bytes:
+        raw = base64.b64decode(sealed)
+        return self._aead.decrypt(raw[:12], raw[12:], None)
