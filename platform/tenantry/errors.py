@@ -207,17 +207,25 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-async def _unhandled(request: Request, exc: Exception) -> Response:
+def crash_response(exc: Exception) -> JSONResponse:
+    """The answer to an exception nothing else handled: 503 when a dependency is down or
+    too slow (the client should retry), else a 500 that says nothing about the cause."""
     if is_unavailable(exc):
-        logger.warning("dependency unavailable on %s: %s", request.url.path, type(exc).__name__)
+        logger.warning("dependency unavailable: %s", type(exc).__name__)
         return problem(
             503,
             "A dependency is unavailable; try again shortly",
             code="unavailable",
             headers={"Retry-After": "5"},
         )
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    logger.exception("unhandled error")
     return problem(500, "An unexpected error occurred", code="internal-error")
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    # A backstop for errors raised outside the HTTP shell middleware (which answers
+    # everything inside it with crash_response, security headers included).
+    return crash_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry import ratelimit
 from tenantry.context import request_id_var, tenant_id_var, user_id_var
-from tenantry.errors import is_unavailable, problem
+from tenantry.errors import crash_response, is_unavailable, problem
 from tenantry.observability.sentry import capture_exception
 
 logger = logging.getLogger("tenantry.http")
@@ -90,21 +90,12 @@ class HttpShellMiddleware:
                 if refused:
                     return
                 raise
-            if is_unavailable(exc):
-                logger.warning("dependency unavailable: %s", type(exc).__name__)
-                response = problem(
-                    503,
-                    "A dependency is unavailable; try again shortly",
-                    code="unavailable",
-                    headers={"Retry-After": "5"},
-                )
-            else:
+            if not is_unavailable(exc):
                 # Reported here, while the request's tenant is still in context; the
-                # log line below is the same exception, which Sentry deduplicates.
+                # log line crash_response writes is the same exception, which Sentry
+                # deduplicates.
                 capture_exception(exc)
-                logger.exception("unhandled error")
-                response = problem(500, "An unexpected error occurred", code="internal-error")
-            await response(scope, receive, send_wrapper)
+            await crash_response(exc)(scope, receive, send_wrapper)
         finally:
             # Kept for the access log and metrics, which finish outside this middleware.
             scope["state"]["tenant_id"] = tenant_id_var.get()
