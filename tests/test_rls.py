@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -12,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.config import Settings
 from tenantry.db import Database, create_engine, set_tenant_context
-from tenantry.models import GLOBAL_TABLES, AuditEvent, Role
+from tenantry.errors import is_unavailable
+from tenantry.models import GLOBAL_TABLES, AuditEvent, AuthSession, Role
 from tests.fixtures.factories import add_member, make_tenant, make_user
 
 pytestmark = pytest.mark.committed
@@ -253,3 +255,107 @@ async def test_set_tenant_context_scopes_orm_session(db: Database, two_tenants: 
         await set_tenant_context(session, two_tenants["b"])
         rows = (await session.execute(sa.select(AuditEvent.tenant_id))).scalars().all()
     assert set(rows) == {two_tenants["b"]}
+
+
+async def test_context_scopes_every_transaction_of_the_session(
+    db: Database, two_tenants: dict
+) -> None:
+    # set_config(…, true) ends with its transaction; the session re-applies its context
+    # to the next one, so a commit in the middle of a unit of work cannot unscope it.
+    async with db.sessionmaker() as session:
+        await set_tenant_context(session, two_tenants["a"])
+        await session.execute(sa.select(AuditEvent.tenant_id))
+        await session.commit()
+        rows = (await session.execute(sa.select(AuditEvent.tenant_id))).scalars().all()
+    assert set(rows) == {two_tenants["a"]}
+
+
+async def test_context_set_inside_an_open_transaction_applies_at_once(
+    db: Database, two_tenants: dict
+) -> None:
+    async with db.sessionmaker() as session:
+        await set_tenant_context(session, two_tenants["a"])
+        await session.execute(sa.select(AuditEvent.tenant_id))
+        await set_tenant_context(session, two_tenants["b"])
+        rows = (await session.execute(sa.select(AuditEvent.tenant_id))).scalars().all()
+    assert set(rows) == {two_tenants["b"]}
+
+
+async def test_session_without_context_sees_no_tenant_rows(db: Database, two_tenants: dict) -> None:
+    async with db.sessionmaker() as session:
+        rows = (await session.execute(sa.select(AuditEvent.tenant_id))).scalars().all()
+        settings = (
+            await session.execute(
+                sa.text(
+                    "SELECT current_setting('app.tenant_id', true), current_setting('app.user_id', true)"
+                )
+            )
+        ).one()
+    assert rows == []
+    assert tuple(settings) == ("", "")
+
+
+class TestSessionPrincipal:
+    """The credential check's function: one statement, no RLS context left behind."""
+
+    async def test_leaves_the_callers_settings_as_they_were(
+        self, conn: asyncpg.Connection, two_tenants: dict
+    ) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('app.user_id', '', true)")
+            await conn.fetch(
+                "SELECT * FROM session_principal($1, $2, $3)",
+                uuid.uuid4(),
+                two_tenants["user_a"],
+                two_tenants["a"],
+            )
+            assert await conn.fetchval("SELECT current_setting('app.user_id', true)") == ""
+            assert await conn.fetchval("SELECT count(*) FROM memberships") == 0
+
+    async def test_reads_memberships_only_of_the_given_user(
+        self, db: Database, two_tenants: dict
+    ) -> None:
+        # user_a's session asking about tenant b (where they are not a member): no role.
+        async with db.session_scope(None, user_id=two_tenants["user_a"]) as session:
+            auth = AuthSession(
+                user_id=two_tenants["user_a"],
+                refresh_token_hash="0" * 64,
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+            session.add(auth)
+            await session.flush()
+            session_id = auth.id
+        own = await db.fetch_one(
+            "SELECT * FROM session_principal($1, $2, $3)",
+            session_id,
+            two_tenants["user_a"],
+            two_tenants["a"],
+        )
+        other = await db.fetch_one(
+            "SELECT * FROM session_principal($1, $2, $3)",
+            session_id,
+            two_tenants["user_a"],
+            two_tenants["b"],
+        )
+        assert own is not None and own["role"] == Role.OWNER
+        assert other is not None and other["role"] is None
+        assert other["tenant_status"] == "active"
+
+
+async def test_fetch_one_replaces_a_connection_that_died(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    """A database restart kills pooled connections: the first request on one fails as
+    unavailable (503), and the pool hands the next one a fresh connection."""
+    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        assert first is not None
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", first["pid"])
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)) as failure:
+            await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        assert is_unavailable(failure.value)
+        second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        assert second is not None and second["pid"] != first["pid"]
+    finally:
+        await db.dispose()

@@ -30,7 +30,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with db.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            # A read answered from the cache never touched the database: nothing to end.
+            if session.in_transaction():
+                await session.commit()
         except AppError as exc:
             if not exc.keep_changes:
                 await session.rollback()

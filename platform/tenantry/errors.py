@@ -11,6 +11,7 @@ import logging
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -193,6 +194,11 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | TimeoutError | OSError):
         return True
+    # Raised bare by `Database.fetch_one`, which bypasses SQLAlchemy's wrapping.
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return exc.sqlstate in _UNAVAILABLE_SQLSTATES
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         if exc.connection_invalidated:
             return True

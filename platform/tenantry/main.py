@@ -28,8 +28,13 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}".replace("_", "-")
 
 
-def api_router() -> APIRouter:
-    """Every domain's router under /api/v1; imported here so the import graph stays one-way."""
+def api_routers() -> list[APIRouter]:
+    """Every domain's router, for /api/v1; imported here so the import graph stays one-way.
+
+    Included one by one into the app rather than through one /api/v1 router: FastAPI
+    matches a request by walking each level of included routers (twice), so a level
+    less is measurably cheaper on every request; the hot data routes come first.
+    """
     from tenantry.admin.endpoints import router as admin_router
     from tenantry.api_keys.endpoints import router as api_keys_router
     from tenantry.audit.endpoints import router as audit_router
@@ -43,23 +48,20 @@ def api_router() -> APIRouter:
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
 
-    router = APIRouter(prefix=API_PREFIX)
-    for domain in (
+    return [
+        tasks_router,
+        projects_router,
+        exports_router,
         users_router,
         sessions_router,
         tenants_router,
         members_router,
         invitations_router,
         api_keys_router,
-        projects_router,
-        tasks_router,
-        exports_router,
         reports_router,
         audit_router,
         admin_router,
-    ):
-        router.include_router(domain)
-    return router
+    ]
 
 
 def create_app(
@@ -131,6 +133,7 @@ def create_app(
     # Outside the shell, so metrics and the access log see the status the client got.
     http_metrics.install(app, settings)
 
+    for router in api_routers():
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
-    app.include_router(api_router())
     return app

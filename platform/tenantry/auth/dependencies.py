@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,24 +19,15 @@ from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
 from tenantry.context import tenant_id_var, user_id_var
-from tenantry.db import set_tenant_context
+from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
 from tenantry.errors import AppError, Forbidden, Unauthorized
 from tenantry.models import Plan, Role, TenantStatus
 
-# Session, user, membership and tenant in one round trip: the role is the membership's
-# role *now*, so a demotion or removal applies on the next request, not at token expiry.
-_USER_STATE = sa.text(
-    """
-    SELECT s.revoked_at, s.expires_at, u.is_active, u.is_superuser,
-           m.role, t.status, t.plan, t.deleted_at
-    FROM auth_sessions s
-    JOIN users u ON u.id = s.user_id
-    LEFT JOIN tenants t ON t.id = CAST(:tenant_id AS uuid)
-    LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = u.id
-    WHERE s.id = :session_id AND s.user_id = :user_id
-    """
-)
+# Session, user, membership and tenant in one statement (migration 0005): the role is
+# the membership's role *now*, so a demotion or removal applies on the next request,
+# not at token expiry.
+_SESSION_PRINCIPAL = "SELECT * FROM session_principal($1, $2, $3)"
 
 
 def client_ip(request: Request) -> str | None:
@@ -57,6 +47,7 @@ def read_credential(request: Request) -> str | None:
 
 async def resolve_user(
     session: AsyncSession,
+    db: Database,
     settings: Settings,
     token: str,
     request: Request,
@@ -73,19 +64,16 @@ async def resolve_user(
         claims = tokens.decode_access_token(settings, token)
     except tokens.InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
-    await set_tenant_context(session, claims.tenant_id, user_id=claims.user_id)
-    row = (
-        await session.execute(
-            _USER_STATE,
-            {
-                "session_id": claims.session_id,
-                "user_id": claims.user_id,
-                "tenant_id": str(claims.tenant_id) if claims.tenant_id else None,
-            },
-        )
-    ).first()
+    row = await db.fetch_one(
+        _SESSION_PRINCIPAL, claims.session_id, claims.user_id, claims.tenant_id
+    )
     now = datetime.now(UTC)
-    if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
+    if (
+        row is None
+        or row["revoked_at"] is not None
+        or row["expires_at"] <= now
+        or not row["is_active"]
+    ):
         raise Unauthorized("Session is no longer valid")
     tenant_id = claims.tenant_id
     role = None
@@ -95,30 +83,30 @@ async def resolve_user(
         if refusal is not None and need_tenant:
             raise refusal
         if refusal is None:
-            role = Role(row.role)
-            plan = Plan(row.plan)
+            role = Role(row["role"])
+            plan = Plan(row["tenant_plan"])
         else:
             tenant_id = None
-            await set_tenant_context(session, None, user_id=claims.user_id)
+    await set_tenant_context(session, tenant_id, user_id=claims.user_id)
     return Principal(
         user_id=claims.user_id,
         tenant_id=tenant_id,
         role=role,
         session_id=claims.session_id,
-        is_superuser=bool(row.is_superuser),
+        is_superuser=bool(row["is_superuser"]),
         plan=plan,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
 
 
-def _tenant_refusal(row: sa.Row[Any]) -> AppError | None:
+def _tenant_refusal(row: dict[str, Any]) -> AppError | None:
     """Why the token's tenant cannot be used now, if it cannot."""
-    if row.status is None or row.deleted_at is not None:
+    if row["tenant_status"] is None or row["tenant_deleted_at"] is not None:
         return Unauthorized("Tenant no longer exists")
-    if row.role is None:
+    if row["role"] is None:
         return Forbidden("You are no longer a member of this tenant")
-    if row.status == TenantStatus.SUSPENDED:
+    if row["tenant_status"] == TenantStatus.SUSPENDED:
         return Forbidden("This tenant is suspended")
     return None
 
@@ -160,7 +148,12 @@ class Authorize:
             principal = await resolve_api_key(session, settings, credential, request)
         else:
             principal = await resolve_user(
-                session, settings, credential, request, need_tenant=self.tenant
+                session,
+                request.app.state.db,
+                settings,
+                credential,
+                request,
+                need_tenant=self.tenant,
             )
         request.state.principal = principal
         tenant_id_var.set(str(principal.tenant_id) if principal.tenant_id else None)
