@@ -75,13 +75,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 
 # Every pattern above needs one of these literally (a key name, a scheme, a token
-# prefix, `://`), so text without any of them is returned after one scan, not seven.
-_ANY_TRIGGER = re.compile(rf"{_KEYS}|bearer|basic|eyJ|tnt_|://", re.IGNORECASE)
+# prefix, `://`), so text without any of them is returned as is. Substring tests on the
+# lower-cased text: a case-insensitive regex alternation of them cost 12 µs on a URL
+# path, run three times on every access-log line.
+_ALL_TRIGGERS = {*(key.lower() for key in SENSITIVE_KEYS), "bearer", "basic", "eyj", "tnt_", "://"}
+# "key" already finds "api_key" and "token" finds "access_token": test only the shortest.
+_TRIGGERS = tuple(
+    sorted(t for t in _ALL_TRIGGERS if not any(o != t and o in t for o in _ALL_TRIGGERS))
+)
 
 
 def redact(text: str) -> str:
     """Mask every secret we can recognise by its key or its shape."""
-    if _ANY_TRIGGER.search(text) is None:
+    lowered = text.lower()
+    if not any(trigger in lowered for trigger in _TRIGGERS):
         return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
