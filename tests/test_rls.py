@@ -345,17 +345,44 @@ class TestSessionPrincipal:
 async def test_fetch_one_replaces_a_connection_that_died(
     settings: Settings, conn: asyncpg.Connection
 ) -> None:
-    """A database restart kills pooled connections: the first request on one fails as
-    unavailable (503), and the pool hands the next one a fresh connection."""
+    """A database restart kills pooled connections: the read is retried once on a
+    fresh connection instead of failing the request."""
     db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
     try:
         first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
         assert first is not None
         assert await conn.fetchval("SELECT pg_terminate_backend($1)", first["pid"])
-        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)) as failure:
-            await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        assert is_unavailable(failure.value)
         second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
         assert second is not None and second["pid"] != first["pid"]
+        assert db.engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await db.dispose()
+
+
+async def test_fetch_one_fails_as_unavailable_when_the_database_is_gone(
+    settings: Settings,
+) -> None:
+    dead = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
+    )
+    db = Database.from_settings(dead)
+    try:
+        with pytest.raises(ConnectionRefusedError) as failure:
+            await db.fetch_one("SELECT 1")
+        assert is_unavailable(failure.value)
+    finally:
+        await db.dispose()
+
+
+async def test_fetch_one_keeps_the_connection_after_a_statement_error(
+    settings: Settings,
+) -> None:
+    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
+    try:
+        first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        with pytest.raises(asyncpg.PostgresError):
+            await db.fetch_one("SELECT 1/0")
+        again = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        assert first == again
     finally:
         await db.dispose()

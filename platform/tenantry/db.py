@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
 from tenantry.config import Settings
 
@@ -141,19 +142,29 @@ class Database:
         For the credential check every request makes: through the ORM its four round
         trips cost more CPU than the rest of a cached read. The statement runs in its
         own implicit transaction, so it sees no RLS context but what it sets itself.
-        A connection that failed is invalidated, so the pool replaces it.
+
+        A connection that fails (the database restarted, a proxy dropped it) is
+        invalidated and the read, having changed nothing, is tried once more on a fresh
+        one; only a second failure reaches the caller (a 503).
         """
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
+        for attempt in (1, 2):
+            # Returning or invalidating a pooled connection may await the driver, which
+            # SQLAlchemy's pool does only inside its greenlet bridge.
+            pooled = await self.engine.raw_connection()
             try:
-                record = await driver.fetchrow(query, *args)
+                record = await pooled.driver_connection.fetchrow(query, *args)  # type: ignore[union-attr]
             except BaseException as exc:
-                if not isinstance(exc, asyncpg.PostgresError) or isinstance(
+                if isinstance(exc, asyncpg.PostgresError) and not isinstance(
                     exc, asyncpg.PostgresConnectionError
                 ):
-                    await conn.invalidate()
-                raise
+                    raise  # the statement failed; the connection is fine
+                await greenlet_spawn(pooled.invalidate, exc)
+                if attempt == 2 or not isinstance(exc, Exception):
+                    raise
+                continue
+            finally:
+                await greenlet_spawn(pooled.close)
+            break
         return None if record is None else dict(record.items())
 
     @asynccontextmanager
