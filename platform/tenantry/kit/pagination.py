@@ -6,8 +6,8 @@ import base64
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from fastapi import Depends, Query
-from pydantic import BaseModel
+from fastapi import Query
+from pydantic import BaseModel, Field
 
 from tenantry.errors import Unprocessable
 
@@ -20,18 +20,13 @@ class Page(BaseModel, Generic[T]):
 
 
 class PageParams(BaseModel):
-    limit: int
-    cursor: str | None
+    limit: int = Field(20, ge=1, le=100, description="Page size, 1–100")
+    cursor: str | None = Field(None, max_length=512, description="From next_cursor")
 
 
-async def _page_params(  # async: a sync dependency would cost a thread-pool hop
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1–100")] = 20,
-    cursor: Annotated[str | None, Query(max_length=512, description="From next_cursor")] = None,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
-
-
-PageDep = Annotated[PageParams, Depends(_page_params)]
+# A query-parameter model, not a dependency: FastAPI validates it like two plain query
+# parameters, without the ~25 µs it spends solving any dependency.
+PageDep = Annotated[PageParams, Query()]
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from tenantry.deps import RedisDep, SessionDep
+from tenantry.deps import SessionDep, redis_of
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
@@ -34,21 +34,22 @@ async def create(
 async def list(
     principal: ProjectsRead,
     session: SessionDep,
-    redis: RedisDep,
+    request: Request,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
 ) -> Response:
     """List the tenant's projects, newest first."""
-    value = await project_service.list(session, redis, principal, page, q=q)
+    value = await project_service.list(session, redis_of(request), principal, page, q=q)
     return json_bytes(value.body)
 
 
 @router.get("/{id}", response_model=ProjectRead, responses=_ETAG)
 async def get(
-    id: uuid.UUID, principal: ProjectsRead, session: SessionDep, redis: RedisDep, request: Request
+    id: uuid.UUID, principal: ProjectsRead, session: SessionDep, request: Request
 ) -> Response:
     """Get a project; answers 304 when `If-None-Match` holds its current ETag."""
-    return entity(request, await project_service.get(session, redis, principal, id))
+    project = await project_service.get(session, redis_of(request), principal, id)
+    return entity(request, project)
 
 
 @router.patch("/{id}", response_model=ProjectRead)

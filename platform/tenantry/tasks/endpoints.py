@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.deps import RedisDep, SessionDep
+from tenantry.deps import SessionDep, redis_of
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
 from tenantry.models import TaskStatus
@@ -42,7 +42,7 @@ async def list(
     project_id: uuid.UUID,
     principal: TasksRead,
     session: SessionDep,
-    redis: RedisDep,
+    request: Request,
     page: PageDep,
     status: TaskStatus | None = None,
     assignee_id: uuid.UUID | None = None,
@@ -51,16 +51,18 @@ async def list(
 ) -> Response:
     """List a project's tasks; filter by status, assignee or text, sort by a field."""
     filters = TaskFilters(status=status, assignee_id=assignee_id, q=q, sort=sort)
-    value = await task_service.list(session, redis, principal, project_id, filters, page)
+    value = await task_service.list(
+        session, redis_of(request), principal, project_id, filters, page
+    )
     return json_bytes(value.body)
 
 
 @router.get("/tasks/{id}", response_model=TaskRead, responses=_ETAG)
 async def get(
-    id: uuid.UUID, principal: TasksRead, session: SessionDep, redis: RedisDep, request: Request
+    id: uuid.UUID, principal: TasksRead, session: SessionDep, request: Request
 ) -> Response:
     """Get a task; answers 304 when `If-None-Match` holds its current ETag."""
-    return entity(request, await task_service.get(session, redis, principal, id))
+    return entity(request, await task_service.get(session, redis_of(request), principal, id))
 
 
 @router.patch("/tasks/{id}", response_model=TaskRead)
