@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 
 from tenantry.models import TenantScoped
-from tenantry.observability.metrics import CACHE_REQUESTS
+from tenantry.observability.metrics import CACHE_REQUESTS, series
 
 logger = logging.getLogger("tenantry.cache")
 
@@ -150,7 +150,7 @@ async def cached(
         CACHE_REQUESTS.labels(cache, "bypass").inc()
         return await fill()
     if reply[1] is not None:
-        CACHE_REQUESTS.labels(cache, "hit").inc()
+        series(CACHE_REQUESTS, cache, "hit").inc()
         return Cached.unpack(reply[1])
     key = prefix + reply[0].decode()
     return await _fill_once(redis, key, fill, leader=bool(reply[2]), cache=cache)
@@ -171,13 +171,13 @@ async def _fill_once(
                 await asyncio.sleep(WAIT_STEP_SECONDS)
                 raw = await redis.get(key)
                 if raw is not None:
-                    CACHE_REQUESTS.labels(cache, "hit").inc()
+                    series(CACHE_REQUESTS, cache, "hit").inc()
                     return Cached.unpack(raw)
     except _REDIS_ERRORS as exc:
         _trip(redis, exc)
         CACHE_REQUESTS.labels(cache, "bypass").inc()
         return await fill()
-    CACHE_REQUESTS.labels(cache, "miss").inc()
+    series(CACHE_REQUESTS, cache, "miss").inc()
     value = await fill()
     if not leader:
         return value

@@ -37,7 +37,7 @@ from tenantry import usage
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable, TooManyRequests
 from tenantry.models import Plan
-from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN
+from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN, series
 
 logger = logging.getLogger("tenantry.ratelimit")
 
@@ -232,7 +232,7 @@ def _remember(request: Request, quota: Quota) -> None:
 
 def _decide(request: Request, rule: str, plan: str, quota: Quota, what: str) -> None:
     _remember(request, quota)
-    RATE_LIMIT_DECISIONS.labels(rule, plan, "allowed" if quota.allowed else "refused").inc()
+    series(RATE_LIMIT_DECISIONS, rule, plan, "allowed" if quota.allowed else "refused").inc()
     if not quota.allowed:
         window = request.app.state.settings.rate_limit_window_seconds
         raise TooManyRequests(

@@ -46,6 +46,7 @@ from tenantry.observability.metrics import (
     HTTP_RESPONSE_SIZE,
     init_known_series,
     render_latest,
+    series,
 )
 
 METRICS_PATH = "/metrics"
@@ -111,7 +112,7 @@ class InstrumentatorMiddleware:
             await self.app(scope, receive, send)
             return
         method = method_label(scope["method"])
-        in_progress = HTTP_IN_PROGRESS.labels(method, handler)
+        in_progress = series(HTTP_IN_PROGRESS, method, handler)
         in_progress.inc()
         status = 500
         response_size = 0
@@ -128,12 +129,12 @@ class InstrumentatorMiddleware:
         finally:
             duration = max(default_timer() - started, 0.0)
             in_progress.dec()
-            HTTP_REQUESTS.labels(method, handler, str(status)).inc()
-            HTTP_LATENCY.labels(method, handler).observe(duration)
-            HTTP_REQUEST_SIZE.labels(handler).observe(
+            series(HTTP_REQUESTS, method, handler, str(status)).inc()
+            series(HTTP_LATENCY, method, handler).observe(duration)
+            series(HTTP_REQUEST_SIZE, handler).observe(
                 _header_int(scope.get("headers", ()), b"content-length")
             )
-            HTTP_RESPONSE_SIZE.labels(handler).observe(response_size)
+            series(HTTP_RESPONSE_SIZE, handler).observe(response_size)
             state: dict[str, Any] = scope.get("state") or {}
             log_request(
                 method=method,

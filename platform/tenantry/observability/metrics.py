@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +25,25 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+M = TypeVar("M", Counter, Gauge, Histogram, Summary)
+_SERIES: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def series(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, remembered for the process.
+
+    prometheus_client validates the values and takes a lock on every `labels()` call,
+    about 5 µs; the access path records seven series per request. Nothing here removes
+    a series, so a remembered child is always the live one, and label values are
+    bounded by design (see above), so the memo is too.
+    """
+    key = (metric, values)
+    child = _SERIES.get(key)
+    if child is None:
+        child = _SERIES[key] = metric.labels(*values)
+    return child
+
 
 LOGINS = Counter("tenantry_logins_total", "Login attempts by outcome", ["outcome"])
 
