@@ -52,3 +52,17 @@ def test_models_import_nothing_above_them() -> None:
         if any(name.startswith(above) for name in _imports(path))
     ]
     assert offenders == []
+
+
+def test_every_route_ends_its_unit_of_work() -> None:
+    """A route of any other class would leave SessionDep's session uncommitted."""
+    from fastapi.routing import APIRoute
+
+    from tenantry import health
+    from tenantry.deps import UnitOfWorkRoute
+    from tenantry.main import api_routers
+
+    routes = [r for router in (*api_routers(), health.router) for r in router.routes]
+    api_routes = [r for r in routes if isinstance(r, APIRoute)]
+    assert len(api_routes) > 40
+    assert [r.path for r in api_routes if not isinstance(r, UnitOfWorkRoute)] == []

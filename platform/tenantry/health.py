@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tenantry.db import Database
+from tenantry.deps import UnitOfWorkRoute
 from tenantry.observability.metrics import DEPENDENCY_UP, READY
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=UnitOfWorkRoute)
 
 _CHECK_TIMEOUT = 2.0
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from tenantry.admin.auth import Operator
 from tenantry.admin.schemas import AdminTenantRead, AdminTenantUpdate
 from tenantry.admin.service import admin as admin_service
-from tenantry.deps import SessionDep
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.models import Plan, Tenant, TenantStatus
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=UnitOfWorkRoute)
 
 
 @router.get("/tenants", response_model=Page[AdminTenantRead])

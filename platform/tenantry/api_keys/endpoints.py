@@ -7,10 +7,10 @@ from fastapi import APIRouter, Response, status
 from tenantry.api_keys.auth import ApiKeysManage
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.api_keys.service import api_key as api_key_service
-from tenantry.deps import SessionDep, SettingsDep
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageDep
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute)
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)

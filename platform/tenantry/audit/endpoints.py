@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query
 from tenantry.audit.auth import AuditRead
 from tenantry.audit.schemas import AuditEventRead, AuditFilters
 from tenantry.audit.service import audit as audit_service
-from tenantry.deps import SessionDep
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageDep
 
-router = APIRouter(prefix="/audit-events", tags=["audit"])
+router = APIRouter(prefix="/audit-events", tags=["audit"], route_class=UnitOfWorkRoute)
 
 
 @router.get("", response_model=Page[AuditEventRead])

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from tenantry.deps import SessionDep, SettingsDep
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.invitations.auth import InvitationsAccept, InvitationsManage
 from tenantry.invitations.schemas import InvitationAccept, InvitationCreate, InvitationRead
 from tenantry.invitations.service import invitation as invitation_service
@@ -13,7 +13,7 @@ from tenantry.kit.pagination import Page, PageDep
 from tenantry.models import InvitationStatus
 from tenantry.tenants.schemas import TenantWithRole
 
-router = APIRouter(prefix="/invitations", tags=["invitations"])
+router = APIRouter(prefix="/invitations", tags=["invitations"], route_class=UnitOfWorkRoute)
 
 
 @router.post("", response_model=InvitationRead, status_code=status.HTTP_201_CREATED)

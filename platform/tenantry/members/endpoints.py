@@ -4,13 +4,13 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from tenantry.deps import SessionDep
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.members.auth import MembersManage, MembersRead, MembersRemove
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.members.service import member as member_service
 
-router = APIRouter(prefix="/members", tags=["members"])
+router = APIRouter(prefix="/members", tags=["members"], route_class=UnitOfWorkRoute)
 
 
 @router.get("", response_model=Page[MemberRead])

@@ -5,14 +5,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from tenantry.deps import SessionDep, redis_of
+from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
 from tenantry.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
 from tenantry.projects.service import project as project_service
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix="/projects", tags=["projects"], route_class=UnitOfWorkRoute)
 
 _ETAG: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the `If-None-Match` ETag is current"}

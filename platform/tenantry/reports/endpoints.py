@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.deps import SessionDep, SettingsDep
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.http import API_PREFIX
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.models import Report
@@ -14,7 +14,7 @@ from tenantry.reports.schemas import ReportCreate, ReportQueued, ReportRead
 from tenantry.reports.service import CONTENT_TYPES
 from tenantry.reports.service import report as report_service
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(prefix="/reports", tags=["reports"], route_class=UnitOfWorkRoute)
 
 
 @router.post("", status_code=202, response_model=ReportQueued)

@@ -13,7 +13,7 @@ from tenantry.auth.principal import Principal
 SignedIn = Annotated[Principal, Depends(Authorize(tenant=False, api_keys=False))]
 
 
-def no_store(response: Response) -> None:
+async def no_store(response: Response) -> None:  # async: no thread-pool hop
     """Tokens must never land in a shared or browser cache (RFC 6749 §5.1)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"

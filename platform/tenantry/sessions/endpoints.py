@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from tenantry.auth.dependencies import client_ip
-from tenantry.deps import SessionDep, SettingsDep
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit
 from tenantry.sessions.auth import SignedIn, no_store
 from tenantry.sessions.schemas import (
@@ -25,7 +25,9 @@ from tenantry.sessions.schemas import (
 )
 from tenantry.sessions.service import auth as auth_service
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)])
+router = APIRouter(
+    prefix="/auth", tags=["auth"], dependencies=[Depends(no_store)], route_class=UnitOfWorkRoute
+)
 
 
 @router.post("/login", response_model=TokenPair, dependencies=[LoginRateLimit])

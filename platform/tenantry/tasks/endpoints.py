@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.deps import SessionDep, redis_of
+from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
 from tenantry.models import TaskStatus
@@ -15,8 +15,8 @@ from tenantry.tasks.repository import TaskFilters
 from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskSort, TaskUpdate
 from tenantry.tasks.service import task as task_service
 
-router = APIRouter(tags=["tasks"])
-exports_router = APIRouter(prefix="/exports", tags=["exports"])
+router = APIRouter(tags=["tasks"], route_class=UnitOfWorkRoute)
+exports_router = APIRouter(prefix="/exports", tags=["exports"], route_class=UnitOfWorkRoute)
 
 _ETAG: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the `If-None-Match` ETag is current"}

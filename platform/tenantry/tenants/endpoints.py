@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from tenantry.deps import SessionDep
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageDep
 from tenantry.models import Tenant
 from tenantry.tenants.auth import (
@@ -20,7 +20,7 @@ from tenantry.tenants.schemas import (
 )
 from tenantry.tenants.service import tenant as tenant_service
 
-router = APIRouter(tags=["tenants"])
+router = APIRouter(tags=["tenants"], route_class=UnitOfWorkRoute)
 
 
 @router.post("/tenants", response_model=TenantWithRole, status_code=status.HTTP_201_CREATED)

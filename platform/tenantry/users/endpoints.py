@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from tenantry.deps import SessionDep, SettingsDep
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
 from tenantry.users.schemas import UserCreate, UserMe, UserRead, UserUpdate
 from tenantry.users.service import user as user_service
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=UnitOfWorkRoute)
 
 
 # Both spellings answer directly: a 307 to the slashed path would make clients re-POST.
