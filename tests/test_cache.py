@@ -116,6 +116,74 @@ class TestCachedReads:
         assert tasks.status_code == 404
 
 
+class TestLocalTier:
+    """Entries this process keeps in memory, read only under the generation the request
+    learned in its own rate-limit round trip."""
+
+    async def test_a_repeat_read_needs_no_redis_entry(
+        self,
+        client: httpx.AsyncClient,
+        owner: Actor,
+        db: Database,
+        tenant: Tenant,
+        redis: ArqRedis,
+    ) -> None:
+        project = await make_project(db, tenant, name="Before")
+        url = f"/api/v1/projects/{project.id}"
+        first = await client.get(url, headers=owner.headers)
+        entries = [k async for k in redis.scan_iter(match=f"t:{tenant.id}:project:*")]
+        assert entries
+        await redis.delete(*entries)  # only the generation is left in Redis
+        hits = _count("project", "hit")
+        second = await client.get(url, headers=owner.headers)
+        assert second.content == first.content
+        assert _count("project", "hit") == hits + 1
+        # A bump (any process's write) makes the local entry unreachable at once.
+        async with db.session_scope(tenant.id) as session:
+            await session.execute(
+                sa.update(Project).where(Project.id == project.id).values(name="After")  # type: ignore[arg-type]
+            )
+        await cache.invalidate(redis, {tenant.id})
+        assert (await client.get(url, headers=owner.headers)).json()["name"] == "After"
+
+    async def test_only_the_generation_this_request_read_unlocks_it(
+        self, settings: Settings, tenant: Tenant
+    ) -> None:
+        dead = create_redis(settings, url="redis://127.0.0.1:1/0")  # any use would bypass
+        prefix = f"{cache.tenant_prefix(tenant.id)}thing:g"
+        cache.local.put(prefix + "100", Cached.of(b"local"))
+
+        async def fill() -> Cached:
+            return Cached.of(b"database")
+
+        try:
+            cache.note_generation(tenant.id, b"100")
+            assert (await cache.cached(dead, tenant.id, "thing", fill, cache="t")).body == b"local"  # type: ignore[union-attr]
+            for known in (b"101", None):  # a newer generation, or none known
+                cache.note_generation(tenant.id, known)
+                value = await cache.cached(dead, tenant.id, "thing", fill, cache="t")
+                assert value is not None and value.body == b"database"
+            other = uuid.uuid4()  # another tenant's generation unlocks nothing here
+            cache.note_generation(other, b"100")
+            value = await cache.cached(dead, tenant.id, "thing", fill, cache="t")
+            assert value is not None and value.body == b"database"
+        finally:
+            cache.note_generation(tenant.id, None)
+            await dead.aclose()
+
+    def test_entries_are_bounded_by_size_least_recently_used_first(self) -> None:
+        entries = cache.LocalEntries(max_bytes=320)  # entries up to 320 / 16 = 20 bytes
+        for index in range(16):
+            entries.put(str(index), Cached.of(bytes(20)))  # all sixteen fit exactly
+        assert entries.get("0") is not None  # now the most recently used
+        entries.put("new", Cached.of(bytes(20)))
+        assert entries.get("1") is None  # the least recently used made room
+        assert all(entries.get(str(i)) is not None for i in (0, *range(2, 16)))
+        entries.put("huge", Cached.of(bytes(21)))  # one page must not flush the rest
+        assert entries.get("huge") is None
+        assert entries.get("new") is not None
+
+
 class TestTenantSeparation:
     async def test_cache_of_a_never_serves_b(
         self,

@@ -17,6 +17,14 @@ poll briefly, then read the database themselves). Any Redis error bypasses the c
 (counted as `result="bypass"`) and opens a one-second breaker, so a dead Redis costs
 reads nothing. Writes that reach Redis only after a failed bump are bounded by the
 entry TTL.
+
+Each process also keeps recent entries in memory (`local`, a byte-bounded LRU) under
+the same generation-carrying keys. It is read only when the request already knows the
+tenant's current generation: the rate limiter reads it in the round trip it makes
+anyway (`note_generation`). So a local hit costs no Redis round trip and is exactly as
+fresh as a Redis hit: a write bumps the generation before its response, and the
+writer's next request, on any process, reads the new one and misses. Without a known
+generation (Redis down, limits off) the local tier is never consulted.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import logging
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +97,7 @@ def tenant_prefix(tenant_id: uuid.UUID) -> str:
     return f"t:{tenant_id}:"
 
 
-def _generation_key(tenant_id: uuid.UUID) -> str:
+def generation_key(tenant_id: uuid.UUID) -> str:
     return f"t:{tenant_id}:gen"
 
 
@@ -115,6 +125,47 @@ class Cached:
         return cls(body, etag.decode())
 
 
+class LocalEntries:
+    """This process's most recently used entries, bounded by their total size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Cached] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: str) -> Cached | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Cached) -> None:
+        size = len(value.body)
+        if size > self.max_bytes // 16 or key in self._entries:
+            return  # one big page must not flush everything else
+        self._entries[key] = value
+        self._bytes += size
+        self.resize(self.max_bytes)
+
+    def resize(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        while self._bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= len(evicted.body)
+
+
+local = LocalEntries(max_bytes=64 * 1024 * 1024)  # resized from CACHE_LOCAL_MAX_BYTES
+# (tenant, generation) as read in this request's admission round trip; see the top.
+_known_generation: ContextVar[tuple[uuid.UUID, str] | None] = ContextVar(
+    "cache_generation", default=None
+)
+
+
+def note_generation(tenant_id: uuid.UUID, generation: bytes | None) -> None:
+    """Record the tenant's current generation, read by the caller's own round trip."""
+    _known_generation.set((tenant_id, generation.decode()) if generation else None)
+
+
 def _available(redis: Redis) -> bool:
     return _breakers.get(redis, 0.0) <= time.monotonic()
 
@@ -136,11 +187,17 @@ async def cached(
 
     `fill` answering None (e.g. not found) is passed through and not cached.
     """
+    prefix = f"{tenant_prefix(tenant_id)}{name}:g"
+    known = _known_generation.get()
+    if known is not None and known[0] == tenant_id:
+        value = local.get(prefix + known[1])
+        if value is not None:
+            series(CACHE_REQUESTS, cache, "hit").inc()
+            return value
     if not _available(redis):
         CACHE_REQUESTS.labels(cache, "bypass").inc()
         return await fill()
-    gen_key = _generation_key(tenant_id)
-    prefix = f"{tenant_prefix(tenant_id)}{name}:g"
+    gen_key = generation_key(tenant_id)
     try:
         reply = await redis.eval(  # type: ignore[misc]
             _READ, 1, gen_key, prefix, str(GENERATION_TTL_SECONDS), str(LOCK_TTL_MS)
@@ -149,11 +206,16 @@ async def cached(
         _trip(redis, exc)
         CACHE_REQUESTS.labels(cache, "bypass").inc()
         return await fill()
+    key = prefix + reply[0].decode()
     if reply[1] is not None:
         series(CACHE_REQUESTS, cache, "hit").inc()
-        return Cached.unpack(reply[1])
-    key = prefix + reply[0].decode()
-    return await _fill_once(redis, key, fill, leader=bool(reply[2]), cache=cache)
+        value = Cached.unpack(reply[1])
+        local.put(key, value)
+        return value
+    value = await _fill_once(redis, key, fill, leader=bool(reply[2]), cache=cache)
+    if value is not None:
+        local.put(key, value)
+    return value
 
 
 async def _fill_once(
@@ -199,7 +261,7 @@ async def invalidate(redis: Redis, tenant_ids: set[uuid.UUID]) -> None:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for tenant_id in tenant_ids:
-                pipe.eval(_BUMP, 1, _generation_key(tenant_id), str(GENERATION_TTL_SECONDS))
+                pipe.eval(_BUMP, 1, generation_key(tenant_id), str(GENERATION_TTL_SECONDS))
             await pipe.execute()
     except _REDIS_ERRORS as exc:
         # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.

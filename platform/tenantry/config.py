@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1024 * 1024
 
+    # Memory each API process may spend on recently read entries (cache.py, the local
+    # tier in front of Redis); 0 turns the tier off.
+    cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+
     # Reports queued or running at once per tenant; more answer 429.
     reports_max_in_flight: int = 5
     # ARQ retries a killed worker's job after the longest job timeout + 10 s, so keep it short.

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from tenantry import __version__, health
+from tenantry import __version__, cache, health
 from tenantry.config import Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
@@ -72,6 +72,7 @@ def create_app(
     """Build the API. Tests pass their own `db` (bound to a rolled-back transaction)."""
     settings = settings or get_settings()
     init_sentry(settings, component="api")
+    cache.local.resize(settings.cache_local_max_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ state and the HTTP shell writes the quota headers onto whatever response follows
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -33,7 +34,7 @@ from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 from starlette.types import Scope
 
-from tenantry import usage
+from tenantry import cache, usage
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable, TooManyRequests
 from tenantry.models import Plan
@@ -44,12 +45,14 @@ logger = logging.getLogger("tenantry.ratelimit")
 # ARGV[1] = n, the number of counters. KEYS[i] (i <= n) is one counter, ARGV[2i] its
 # limit and ARGV[2i+1] its window in ms. All or nothing: a request refused by one counter
 # consumes none of the others, so a caller locked out per IP does not also burn a
-# username's allowance. Any KEYS after the n counters are tallies (the usage meter):
-# INCR'd on every call, refused or not, with EXPIRE ARGV[2n+2] seconds, so metering
-# rides on the same round trip. Reply: {refused, count_1, ttl_ms_1, ...}; ttl < 0 means
-# "no window yet".
+# username's allowance. The last ARGV[2n+3] KEYS (default 0) are only read: their values
+# end the reply (the tenant's cache generation rides on this round trip). Any KEYS
+# between are tallies (the usage meter): INCR'd on every call, refused or not, with
+# EXPIRE ARGV[2n+2] seconds, so metering rides on the same round trip.
+# Reply: {refused, count_1, ttl_ms_1, ..., read_1, ...}; ttl < 0 means "no window yet".
 _SCRIPT = """
 local n = tonumber(ARGV[1])
+local reads = tonumber(ARGV[2 * n + 3] or '0')
 local counts, ttls = {}, {}
 local refused = 0
 for i = 1, n do
@@ -66,7 +69,7 @@ if refused == 0 then
     end
   end
 end
-for i = n + 1, #KEYS do
+for i = n + 1, #KEYS - reads do
   redis.call('INCR', KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[2 * n + 2])
 end
@@ -74,6 +77,9 @@ local reply = {refused}
 for i = 1, n do
   reply[2 * i] = counts[i]
   reply[2 * i + 1] = ttls[i]
+end
+for i = #KEYS - reads + 1, #KEYS do
+  reply[#reply + 1] = redis.call('GET', KEYS[i])
 end
 return reply
 """
@@ -100,6 +106,7 @@ class Quota:
     remaining: int
     reset_after_ms: int
     decided_at: float  # epoch seconds, for X-RateLimit-Reset
+    peeked: bytes | None = None  # the value of `hit(peek=…)`'s key, read on the way
 
     @property
     def reset_at(self) -> int:
@@ -134,9 +141,12 @@ class RateLimiter:
         self._last_logged: dict[str, float] = {}
         self._since_logged: dict[str, int] = {}
 
-    async def hit(self, *buckets: Bucket, tally: tuple[str, int] | None = None) -> Quota:
+    async def hit(
+        self, *buckets: Bucket, tally: tuple[str, int] | None = None, peek: str | None = None
+    ) -> Quota:
         """Check and consume one request from every bucket, atomically; `tally`
-        (key, ttl seconds) is a plain counter bumped in the same round trip."""
+        (key, ttl seconds) is a plain counter bumped in the same round trip, and the
+        value of `peek` (a key) is read in it too (`Quota.peeked`)."""
         if time.monotonic() < self._skip_until:
             raise LimiterUnavailable("Redis timed out recently")
         keys = [b.key for b in buckets]
@@ -145,7 +155,11 @@ class RateLimiter:
             args.extend((b.limit, b.window_ms))
         if tally is not None:
             keys.append(tally[0])
-            args.append(tally[1])
+        if tally is not None or peek is not None:
+            args.append(tally[1] if tally is not None else 0)
+        if peek is not None:
+            keys.append(peek)
+            args.append(1)
         try:
             try:
                 reply = await self._script(keys=keys, args=args)
@@ -158,7 +172,10 @@ class RateLimiter:
             raise LimiterUnavailable(type(exc).__name__) from exc
         except (redis_exc.RedisError, OSError) as exc:
             raise LimiterUnavailable(type(exc).__name__) from exc
-        return _quota(buckets, reply)
+        quota = _quota(buckets, reply)
+        if peek is None:
+            return quota
+        return dataclasses.replace(quota, peeked=reply[-1] or None)
 
     def unavailable(self, rule: str, reason: BaseException, outcome: str) -> None:
         """Log a Redis outage at most once per interval per rule, with how many
@@ -337,6 +354,7 @@ async def enforce_tenant_limit(request: Request, tenant_id: uuid.UUID, plan: Pla
     if state.get(_STATE_TENANT_DONE):
         return
     state[_STATE_TENANT_DONE] = True  # two Authorize aliases on one route count once
+    cache.note_generation(tenant_id, None)  # known only once this round trip succeeds
     if not settings.rate_limit_enabled:
         await usage.record_call(request.app.state.redis, tenant_id)
         return
@@ -349,11 +367,13 @@ async def enforce_tenant_limit(request: Request, tenant_id: uuid.UUID, plan: Pla
     tally = (usage.usage_key(tenant_id, datetime.now(UTC).date()), usage.TTL_SECONDS)
     limiter = limiter_for(request)
     try:
-        quota = await limiter.hit(bucket, tally=tally)
+        quota = await limiter.hit(bucket, tally=tally, peek=cache.generation_key(tenant_id))
     except LimiterUnavailable as exc:
         RATE_LIMIT_FAIL_OPEN.labels("tenant").inc()
         limiter.unavailable("tenant", exc, "serving without a limit (fail open)")
         return
+    # The cache's local tier may answer this request without another round trip.
+    cache.note_generation(tenant_id, quota.peeked)
     _decide(request, "tenant", plan.value, quota, "requests")
 
 
