@@ -17,7 +17,6 @@ state and the HTTP shell writes the quota headers onto whatever response follows
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -172,10 +171,7 @@ class RateLimiter:
             raise LimiterUnavailable(type(exc).__name__) from exc
         except (redis_exc.RedisError, OSError) as exc:
             raise LimiterUnavailable(type(exc).__name__) from exc
-        quota = _quota(buckets, reply)
-        if peek is None:
-            return quota
-        return dataclasses.replace(quota, peeked=reply[-1] or None)
+        return _quota(buckets, reply, peeked=(reply[-1] or None) if peek is not None else None)
 
     def unavailable(self, rule: str, reason: BaseException, outcome: str) -> None:
         """Log a Redis outage at most once per interval per rule, with how many
@@ -196,7 +192,7 @@ class RateLimiter:
         self._since_logged[rule] = 0
 
 
-def _quota(buckets: tuple[Bucket, ...], reply: list[Any]) -> Quota:
+def _quota(buckets: tuple[Bucket, ...], reply: list[Any], *, peeked: bytes | None) -> Quota:
     refused = int(reply[0]) == 1
     now = time.time()
     best: Quota | None = None
@@ -214,6 +210,7 @@ def _quota(buckets: tuple[Bucket, ...], reply: list[Any]) -> Quota:
             remaining=max(0, bucket.limit - count),
             reset_after_ms=ttl,
             decided_at=now,
+            peeked=peeked,
         )
         # Report the tightest counter: fewest left, then the longest wait.
         if best is None or (quota.remaining, -quota.reset_after_ms) < (
