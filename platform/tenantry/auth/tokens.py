@@ -123,7 +123,9 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     return claims
 
 
-@lru_cache(maxsize=8192)
+# ~0.7 KB an entry: 16,384 live tokens per process (every tenant of a 10,000-tenant bench)
+# stay verified for about 11 MB.
+@lru_cache(maxsize=16384)
 def _verified_access_claims(
     token: str, secret: str, algorithm: str, audience: str, issuer: str
 ) -> AccessClaims:
