@@ -1,35 +1,34 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Request
 
 from tenantry.admin.auth import Operator
-from tenantry.admin.schemas import AdminTenantRead, AdminTenantUpdate
+from tenantry.admin.schemas import AdminTenantQuery, AdminTenantRead, AdminTenantUpdate
 from tenantry.admin.service import admin as admin_service
 from tenantry.deps import SessionDep, UnitOfWorkRoute
-from tenantry.kit.pagination import Page, PageDep
-from tenantry.models import Plan, Tenant, TenantStatus
+from tenantry.kit.pagination import Page
+from tenantry.models import Tenant
 
 router = APIRouter(prefix="/admin", tags=["admin"], route_class=UnitOfWorkRoute)
 
 
-@router.get("/tenants", response_model=Page[AdminTenantRead])
+@router.get(
+    "/tenants", response_model=Page[AdminTenantRead], openapi_extra=AdminTenantQuery.openapi()
+)
 async def list_tenants(
-    principal: Operator,
-    session: SessionDep,
-    page: PageDep,
-    status: Annotated[TenantStatus | None, Query()] = None,
-    plan: Annotated[Plan | None, Query()] = None,
-    q: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="Part of the name or slug")
-    ] = None,
-    include_deleted: Annotated[bool, Query(description="Also deleted, not yet purged")] = False,
+    principal: Operator, session: SessionDep, request: Request
 ) -> Page[AdminTenantRead]:
     """List every tenant, newest first (platform operators)."""
+    query = AdminTenantQuery.parse(request)
     return await admin_service.list_tenants(
-        session, page, status=status, plan=plan, q=q, include_deleted=include_deleted
+        session,
+        query,
+        status=query.status,
+        plan=query.plan,
+        q=query.q,
+        include_deleted=query.include_deleted,
     )
 
 

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from tenantry.api_keys.auth import ApiKeysManage
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.api_keys.service import api_key as api_key_service
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page, PageParams
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute)
 
@@ -26,10 +26,10 @@ async def create(
     return await api_key_service.create(session, settings, principal, body)
 
 
-@router.get("", response_model=Page[ApiKeyRead])
-async def list(principal: ApiKeysManage, session: SessionDep, page: PageDep) -> Page[ApiKeyRead]:
+@router.get("", response_model=Page[ApiKeyRead], openapi_extra=PageParams.openapi())
+async def list(principal: ApiKeysManage, session: SessionDep, request: Request) -> Page[ApiKeyRead]:
     """List the tenant's API keys, newest first, without secrets (admins)."""
-    return await api_key_service.list(session, principal, page)
+    return await api_key_service.list(session, principal, PageParams.parse(request))
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

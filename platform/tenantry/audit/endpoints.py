@@ -1,33 +1,24 @@
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Request
 
 from tenantry.audit.auth import AuditRead
-from tenantry.audit.schemas import AuditEventRead, AuditFilters
+from tenantry.audit.schemas import AuditEventRead, AuditFilters, AuditQuery
 from tenantry.audit.service import audit as audit_service
 from tenantry.deps import SessionDep, UnitOfWorkRoute
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page
 
 router = APIRouter(prefix="/audit-events", tags=["audit"], route_class=UnitOfWorkRoute)
 
 
-@router.get("", response_model=Page[AuditEventRead])
-async def list(
-    principal: AuditRead,
-    session: SessionDep,
-    page: PageDep,
-    action: Annotated[
-        str | None, Query(max_length=100, description="An action, or a prefix ending in '.'")
-    ] = None,
-    actor_user_id: Annotated[uuid.UUID | None, Query()] = None,
-    target_type: Annotated[str | None, Query(max_length=50)] = None,
-    target_id: Annotated[str | None, Query(max_length=100)] = None,
-) -> Page[AuditEventRead]:
+@router.get("", response_model=Page[AuditEventRead], openapi_extra=AuditQuery.openapi())
+async def list(principal: AuditRead, session: SessionDep, request: Request) -> Page[AuditEventRead]:
     """Who did what, when and from where in this tenant, newest first (admins)."""
+    query = AuditQuery.parse(request)
     filters = AuditFilters(
-        action=action, actor_user_id=actor_user_id, target_type=target_type, target_id=target_id
+        action=query.action,
+        actor_user_id=query.actor_user_id,
+        target_type=query.target_type,
+        target_id=query.target_id,
     )
-    return await audit_service.list(session, principal, page, filters)
+    return await audit_service.list(session, principal, query, filters)

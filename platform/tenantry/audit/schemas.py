@@ -4,6 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
+from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import ReadSchema
 
 
@@ -25,3 +28,12 @@ class AuditFilters(ReadSchema):
     actor_user_id: uuid.UUID | None = None
     target_type: str | None = None
     target_id: str | None = None
+
+
+class AuditQuery(PageParams):
+    action: str | None = Field(
+        None, max_length=100, description="An action, or a prefix ending in '.'"
+    )
+    actor_user_id: uuid.UUID | None = None
+    target_type: str | None = Field(None, max_length=50)
+    target_id: str | None = Field(None, max_length=100)

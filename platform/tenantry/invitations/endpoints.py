@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Request, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.invitations.auth import InvitationsAccept, InvitationsManage
-from tenantry.invitations.schemas import InvitationAccept, InvitationCreate, InvitationRead
+from tenantry.invitations.schemas import (
+    InvitationAccept,
+    InvitationCreate,
+    InvitationListQuery,
+    InvitationRead,
+)
 from tenantry.invitations.service import invitation as invitation_service
-from tenantry.kit.pagination import Page, PageDep
-from tenantry.models import InvitationStatus
+from tenantry.kit.pagination import Page
 from tenantry.tenants.schemas import TenantWithRole
 
 router = APIRouter(prefix="/invitations", tags=["invitations"], route_class=UnitOfWorkRoute)
@@ -24,15 +27,13 @@ async def create(
     return await invitation_service.create(session, settings, principal, body)
 
 
-@router.get("", response_model=Page[InvitationRead])
+@router.get("", response_model=Page[InvitationRead], openapi_extra=InvitationListQuery.openapi())
 async def list(
-    principal: InvitationsManage,
-    session: SessionDep,
-    page: PageDep,
-    status: Annotated[InvitationStatus | None, Query(description="Only this state")] = None,
+    principal: InvitationsManage, session: SessionDep, request: Request
 ) -> Page[InvitationRead]:
     """List the tenant's invitations, newest first (admins)."""
-    return await invitation_service.list(session, principal, page, status)
+    query = InvitationListQuery.parse(request)
+    return await invitation_service.list(session, principal, query, query.status)
 
 
 @router.delete("/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)

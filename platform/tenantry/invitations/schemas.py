@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import EmailStr, StringConstraints
+from pydantic import EmailStr, Field, StringConstraints
 
+from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import ReadSchema, Schema
 from tenantry.models import InvitationStatus, Role
 
@@ -30,3 +31,7 @@ class InvitationRead(ReadSchema):
     accepted_at: datetime | None
     accepted_by: uuid.UUID | None
     revoked_at: datetime | None
+
+
+class InvitationListQuery(PageParams):
+    status: InvitationStatus | None = Field(None, description="Only this state")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
 from pydantic import BaseModel, Field
 
 from tenantry.errors import Unprocessable
+from tenantry.kit.query import QueryModel
 
 T = TypeVar("T")
 
@@ -19,14 +19,11 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class PageParams(BaseModel):
+class PageParams(QueryModel):
+    """`?limit=&cursor=`; list endpoints with filters extend it with their own fields."""
+
     limit: int = Field(20, ge=1, le=100, description="Page size, 1–100")
     cursor: str | None = Field(None, max_length=512, description="From next_cursor")
-
-
-# A query-parameter model, not a dependency: FastAPI validates it like two plain query
-# parameters, without the ~25 µs it spends solving any dependency.
-PageDep = Annotated[PageParams, Query()]
 
 
 def encode_cursor(values: list[Any]) -> str:

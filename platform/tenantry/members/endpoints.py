@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.auth import MembersManage, MembersRead, MembersRemove
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.members.service import member as member_service
@@ -13,10 +13,10 @@ from tenantry.members.service import member as member_service
 router = APIRouter(prefix="/members", tags=["members"], route_class=UnitOfWorkRoute)
 
 
-@router.get("", response_model=Page[MemberRead])
-async def list(principal: MembersRead, session: SessionDep, page: PageDep) -> Page[MemberRead]:
+@router.get("", response_model=Page[MemberRead], openapi_extra=PageParams.openapi())
+async def list(principal: MembersRead, session: SessionDep, request: Request) -> Page[MemberRead]:
     """List the members of the current tenant with their roles."""
-    return await member_service.list(session, principal, page)
+    return await member_service.list(session, principal, PageParams.parse(request))
 
 
 @router.patch("/{user_id}", response_model=MemberRead)

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
-from tenantry.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 from tenantry.projects.service import project as project_service
 
 router = APIRouter(prefix="/projects", tags=["projects"], route_class=UnitOfWorkRoute)
@@ -30,16 +30,11 @@ async def create(
     return entity(request, value, status_code=201, location=location)
 
 
-@router.get("", response_model=Page[ProjectRead])
-async def list(
-    principal: ProjectsRead,
-    session: SessionDep,
-    request: Request,
-    page: PageDep,
-    q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
-) -> Response:
+@router.get("", response_model=Page[ProjectRead], openapi_extra=ProjectListQuery.openapi())
+async def list(principal: ProjectsRead, session: SessionDep, request: Request) -> Response:
     """List the tenant's projects, newest first."""
-    value = await project_service.list(session, redis_of(request), principal, page, q=q)
+    query = ProjectListQuery.parse(request)
+    value = await project_service.list(session, redis_of(request), principal, query, q=query.q)
     return json_bytes(value.body)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
+from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import ReadSchema, Schema
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -37,3 +38,7 @@ class ProjectRead(ReadSchema):
     description: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class ProjectListQuery(PageParams):
+    q: str | None = Field(None, max_length=200, description="Part of the name")

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.http import API_PREFIX
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Report
 from tenantry.reports.auth import ReportsRead
 from tenantry.reports.schemas import ReportCreate, ReportQueued, ReportRead
@@ -34,10 +34,10 @@ async def create(
     return report
 
 
-@router.get("", response_model=Page[ReportRead])
-async def list(principal: ReportsRead, session: SessionDep, page: PageDep) -> Page[Report]:
+@router.get("", response_model=Page[ReportRead], openapi_extra=PageParams.openapi())
+async def list(principal: ReportsRead, session: SessionDep, request: Request) -> Page[Report]:
     """List the tenant's reports, newest first."""
-    return await report_service.list(session, principal, page)
+    return await report_service.list(session, principal, PageParams.parse(request))
 
 
 @router.get("/{report_id}", response_model=ReportRead)

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page
 from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
-from tenantry.models import TaskStatus
 from tenantry.tasks.auth import TasksRead, TasksWrite
 from tenantry.tasks.repository import TaskFilters
-from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskSort, TaskUpdate
+from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 from tenantry.tasks.service import task as task_service
 
 router = APIRouter(tags=["tasks"], route_class=UnitOfWorkRoute)
@@ -37,22 +36,21 @@ async def create(
     return entity(request, value, status_code=201, location=f"{API_V1}/tasks/{task.id}")
 
 
-@router.get("/projects/{project_id}/tasks", response_model=Page[TaskRead])
+@router.get(
+    "/projects/{project_id}/tasks",
+    response_model=Page[TaskRead],
+    openapi_extra=TaskListQuery.openapi(),
+)
 async def list(
-    project_id: uuid.UUID,
-    principal: TasksRead,
-    session: SessionDep,
-    request: Request,
-    page: PageDep,
-    status: TaskStatus | None = None,
-    assignee_id: uuid.UUID | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="In title or description")] = None,
-    sort: TaskSort = TaskSort.CREATED_AT_DESC,
+    project_id: uuid.UUID, principal: TasksRead, session: SessionDep, request: Request
 ) -> Response:
     """List a project's tasks; filter by status, assignee or text, sort by a field."""
-    filters = TaskFilters(status=status, assignee_id=assignee_id, q=q, sort=sort)
+    query = TaskListQuery.parse(request)
+    filters = TaskFilters(
+        status=query.status, assignee_id=query.assignee_id, q=query.q, sort=query.sort
+    )
     value = await task_service.list(
-        session, redis_of(request), principal, project_id, filters, page
+        session, redis_of(request), principal, project_id, filters, query
     )
     return json_bytes(value.body)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
+from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import ReadSchema, Schema
 from tenantry.models import TaskStatus
 
@@ -63,3 +64,10 @@ class TaskRead(ReadSchema):
     due_date: date | None
     created_at: datetime
     updated_at: datetime
+
+
+class TaskListQuery(PageParams):
+    status: TaskStatus | None = None
+    assignee_id: uuid.UUID | None = None
+    q: str | None = Field(None, max_length=200, description="In title or description")
+    sort: TaskSort = TaskSort.CREATED_AT_DESC

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute
-from tenantry.kit.pagination import Page, PageDep
+from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Tenant
 from tenantry.tenants.auth import (
     CurrentTenantAdmin,
@@ -29,10 +29,12 @@ async def create(body: TenantCreate, principal: TenantsUser, session: SessionDep
     return await tenant_service.create(session, principal, body)
 
 
-@router.get("/tenants", response_model=Page[TenantWithRole])
-async def list(principal: TenantsUser, session: SessionDep, page: PageDep) -> Page[TenantWithRole]:
+@router.get("/tenants", response_model=Page[TenantWithRole], openapi_extra=PageParams.openapi())
+async def list(
+    principal: TenantsUser, session: SessionDep, request: Request
+) -> Page[TenantWithRole]:
     """List the caller's tenants with their role in each."""
-    return await tenant_service.list_mine(session, principal, page)
+    return await tenant_service.list_mine(session, principal, PageParams.parse(request))
 
 
 @router.get("/tenant", response_model=TenantRead)
