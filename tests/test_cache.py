@@ -171,6 +171,18 @@ class TestLocalTier:
             cache.note_generation(tenant.id, None)
             await dead.aclose()
 
+    def test_entries_expire_like_the_redis_ones(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        entries = cache.LocalEntries(max_bytes=1024, ttl_seconds=300)
+        now = 1_000.0
+        monkeypatch.setattr(cache.time, "monotonic", lambda: now)
+        entries.put("k", Cached.of(b"v"))
+        now += 299
+        assert entries.get("k") is not None
+        now += 1
+        assert entries.get("k") is None
+        entries.put("k", Cached.of(b"w"))  # the slot and its bytes were given back
+        assert entries.get("k") == Cached.of(b"w")
+
     def test_entries_are_bounded_by_size_least_recently_used_first(self) -> None:
         entries = cache.LocalEntries(max_bytes=320)  # entries up to 320 / 16 = 20 bytes
         for index in range(16):

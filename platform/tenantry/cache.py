@@ -126,31 +126,40 @@ class Cached:
 
 
 class LocalEntries:
-    """This process's most recently used entries, bounded by their total size."""
+    """This process's most recently used entries, bounded by their total size and, like
+    the Redis entries, by ENTRY_TTL_SECONDS: a write whose generation bump failed (Redis
+    down at that moment) is served stale no longer here than from Redis."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, ttl_seconds: float = ENTRY_TTL_SECONDS) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, Cached] = OrderedDict()
+        self.ttl_seconds = ttl_seconds
+        self._entries: OrderedDict[str, tuple[Cached, float]] = OrderedDict()
         self._bytes = 0
 
     def get(self, key: str) -> Cached | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at <= time.monotonic():
+            del self._entries[key]
+            self._bytes -= len(value.body)
+            return None
+        self._entries.move_to_end(key)
         return value
 
     def put(self, key: str, value: Cached) -> None:
         size = len(value.body)
         if size > self.max_bytes // 16 or key in self._entries:
             return  # one big page must not flush everything else
-        self._entries[key] = value
+        self._entries[key] = (value, time.monotonic() + self.ttl_seconds)
         self._bytes += size
         self.resize(self.max_bytes)
 
     def resize(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         while self._bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
+            _, (evicted, _) = self._entries.popitem(last=False)
             self._bytes -= len(evicted.body)
 
 
