@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -355,6 +356,25 @@ async def test_fetch_one_replaces_a_connection_that_died(
         second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
         assert second is not None and second["pid"] != first["pid"]
         assert db.engine.sync_engine.pool.checkedout() == 0
+    finally:
+        await db.dispose()
+
+
+async def test_fetch_one_survives_every_pooled_connection_dying_at_once(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    """A database restart: every idle connection in the pool is dead, not just one."""
+    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 3}))
+    try:
+        pids = await asyncio.gather(
+            *(db.fetch_one("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)") for _ in range(3))
+        )
+        old = {row["pid"] for row in pids if row is not None}
+        assert len(old) == 3
+        for pid in old:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+        row = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+        assert row is not None and row["pid"] not in old
     finally:
         await db.dispose()
 

@@ -26,6 +26,15 @@ from tenantry.config import Settings
 # so a pooled connection never carries one request's tenant into the next.
 _SET_CONTEXT = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
 _CONTEXT = "rls_context"
+# How asyncpg reports a connection that is gone: the server closed it (restart,
+# pg_terminate_backend), the socket broke, or the protocol met the server's goodbye
+# mid-operation.
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionError,
+)
 
 
 class TenantSession(Session):
@@ -143,23 +152,25 @@ class Database:
         trips cost more CPU than the rest of a cached read. The statement runs in its
         own implicit transaction, so it sees no RLS context but what it sets itself.
 
-        A connection that fails (the database restarted, a proxy dropped it) is
-        invalidated and the read, having changed nothing, is tried once more on a fresh
-        one; only a second failure reaches the caller (a 503).
+        A pooled connection found dead (the database restarted, a proxy dropped it) is
+        invalidated and the read, having changed nothing, moves on to the next one, until
+        one answers or a fresh connection cannot be made (a 503): after a restart every
+        idle connection is dead, and each fails at once. A timeout or a cancellation
+        invalidates the connection (its state is unknown) and is not retried.
         """
-        for attempt in (1, 2):
+        pool = self.engine.sync_engine.pool
+        attempts = getattr(pool, "size", lambda: 0)() + 1
+        for attempt in range(1, attempts + 1):
             # Returning or invalidating a pooled connection may await the driver, which
             # SQLAlchemy's pool does only inside its greenlet bridge.
             pooled = await self.engine.raw_connection()
             try:
                 record = await pooled.driver_connection.fetchrow(query, *args)  # type: ignore[union-attr]
             except BaseException as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not isinstance(
-                    exc, asyncpg.PostgresConnectionError
-                ):
+                if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _CONNECTION_LOST):
                     raise  # the statement failed; the connection is fine
                 await greenlet_spawn(pooled.invalidate, exc)
-                if attempt == 2 or not isinstance(exc, Exception):
+                if attempt == attempts or not isinstance(exc, _CONNECTION_LOST):
                     raise
                 continue
             finally:
