@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,29 +126,36 @@ class TestJobMetrics:
         assert sample("tenantry_jobs_in_progress") == 0
 
 
+@pytest.fixture
+def queue(redis: ArqRedis) -> str:
+    """A queue of this test's own: no worker (test_dashboards' module-scoped one included)
+    polls it, so nothing the test enqueues is picked up behind its back."""
+    return f"{redis.default_queue_name}:gauges:{uuid.uuid4().hex[:8]}"
+
+
 class TestQueueGauges:
-    async def test_depth_age_and_deferred(self, redis: ArqRedis) -> None:
+    async def test_depth_age_and_deferred(self, redis: ArqRedis, queue: str) -> None:
         for _ in range(3):
-            await redis.enqueue_job(Job.PING.value)
-        await redis.enqueue_job(Job.PING.value, _defer_by=3600)
+            await redis.enqueue_job(Job.PING.value, _queue_name=queue)
+        await redis.enqueue_job(Job.PING.value, _defer_by=3600, _queue_name=queue)
         await asyncio.sleep(0.3)
-        await observe_queue(redis, redis.default_queue_name)
+        await observe_queue(redis, queue)
         assert sample("tenantry_queue_depth") == 3
         assert sample("tenantry_queue_deferred") == 1
         assert 0.3 <= sample("tenantry_queue_oldest_age_seconds") < 30
 
-    async def test_running_jobs_are_not_waiting(self, redis: ArqRedis) -> None:
-        first = await redis.enqueue_job(Job.PING.value)
+    async def test_running_jobs_are_not_waiting(self, redis: ArqRedis, queue: str) -> None:
+        first = await redis.enqueue_job(Job.PING.value, _queue_name=queue)
         await asyncio.sleep(0.2)
-        await redis.enqueue_job(Job.PING.value)
+        await redis.enqueue_job(Job.PING.value, _queue_name=queue)
         assert first is not None
         await redis.set(f"arq:in-progress:{first.job_id}", b"1")  # what a worker does on pick
-        await observe_queue(redis, redis.default_queue_name)
+        await observe_queue(redis, queue)
         assert sample("tenantry_queue_depth") == 1
         assert sample("tenantry_queue_oldest_age_seconds") < 0.2
 
-    async def test_empty_queue_is_zero(self, redis: ArqRedis) -> None:
-        await observe_queue(redis, redis.default_queue_name)
+    async def test_empty_queue_is_zero(self, redis: ArqRedis, queue: str) -> None:
+        await observe_queue(redis, queue)
         assert sample("tenantry_queue_depth") == 0
         assert sample("tenantry_queue_oldest_age_seconds") == 0
 
