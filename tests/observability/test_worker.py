@@ -154,6 +154,18 @@ class TestQueueGauges:
         assert sample("tenantry_queue_depth") == 1
         assert sample("tenantry_queue_oldest_age_seconds") < 0.2
 
+    async def test_a_job_enqueued_a_moment_ago_is_waiting_not_deferred(
+        self, redis: ArqRedis, queue: str
+    ) -> None:
+        # ARQ rounds a job's score to the ms; a raw clock read right after can be below it.
+        for count in range(1, 41):
+            await redis.enqueue_job(Job.PING.value, _queue_name=queue)
+            await observe_queue(redis, queue)
+            assert (sample("tenantry_queue_depth"), sample("tenantry_queue_deferred")) == (
+                count,
+                0,
+            )
+
     async def test_empty_queue_is_zero(self, redis: ArqRedis, queue: str) -> None:
         await observe_queue(redis, queue)
         assert sample("tenantry_queue_depth") == 0

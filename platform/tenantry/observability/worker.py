@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Function, Retry
 
 from tenantry.context import job_id_var, tenant_id_var
@@ -91,7 +92,10 @@ async def observe_queue(redis: ArqRedis, queue_name: str) -> None:
     """Depth, oldest waiting age and deferred count of ARQ's queue (a sorted set scored
     by the time each job becomes due, in ms). Jobs being run stay in the set until they
     finish, so the oldest due jobs are checked for an in-progress key."""
-    now_ms = time.time() * 1000
+    # ARQ scores a job with its enqueue time in whole (rounded) ms, so "now" must be read
+    # the same way: a raw time.time() * 1000 can sit up to 0.5 ms below the score of a
+    # job enqueued a moment ago and count it as deferred.
+    now_ms = timestamp_ms()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcard(queue_name)
         pipe.zcount(queue_name, "-inf", now_ms)
