@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
 
+from tenantry.auth.api_key import resolve_api_key
 from tenantry.config import Settings
 from tenantry.db import Database, create_engine, set_tenant_context
 from tenantry.errors import is_unavailable
-from tenantry.models import GLOBAL_TABLES, AuditEvent, AuthSession, Role
+from tenantry.models import GLOBAL_TABLES, AuditEvent, AuthSession, Project, Role
 from tests.fixtures.factories import add_member, make_tenant, make_user
+from tests.fixtures.tenancy import make_api_key
+from tests.fixtures.tenant_data import make_project
 
 pytestmark = pytest.mark.committed
 
@@ -343,40 +347,48 @@ class TestSessionPrincipal:
         assert other["tenant_status"] == "active"
 
 
+@pytest.fixture
+async def pool_of(settings: Settings) -> AsyncIterator[Callable[[int], Database]]:
+    """Production Databases (own engine and pool) of a given size, disposed afterwards."""
+    made: list[Database] = []
+
+    def make(size: int) -> Database:
+        made.append(Database.from_settings(settings.model_copy(update={"db_pool_size": size})))
+        return made[-1]
+
+    yield make
+    for database in made:
+        await database.dispose()
+
+
 async def test_fetch_one_replaces_a_connection_that_died(
-    settings: Settings, conn: asyncpg.Connection
+    pool_of: Callable[[int], Database], conn: asyncpg.Connection
 ) -> None:
-    """A database restart kills pooled connections: the read is retried once on a
-    fresh connection instead of failing the request."""
-    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
-    try:
-        first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        assert first is not None
-        assert await conn.fetchval("SELECT pg_terminate_backend($1)", first["pid"])
-        second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        assert second is not None and second["pid"] != first["pid"]
-        assert db.engine.sync_engine.pool.checkedout() == 0
-    finally:
-        await db.dispose()
+    """A database restart kills pooled connections: the read moves on to a fresh
+    connection instead of failing the request."""
+    db = pool_of(1)
+    first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+    assert first is not None
+    assert await conn.fetchval("SELECT pg_terminate_backend($1)", first["pid"])
+    second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+    assert second is not None and second["pid"] != first["pid"]
+    assert db.engine.sync_engine.pool.checkedout() == 0
 
 
 async def test_fetch_one_survives_every_pooled_connection_dying_at_once(
-    settings: Settings, conn: asyncpg.Connection
+    pool_of: Callable[[int], Database], conn: asyncpg.Connection
 ) -> None:
     """A database restart: every idle connection in the pool is dead, not just one."""
-    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 3}))
-    try:
-        pids = await asyncio.gather(
-            *(db.fetch_one("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)") for _ in range(3))
-        )
-        old = {row["pid"] for row in pids if row is not None}
-        assert len(old) == 3
-        for pid in old:
-            assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
-        row = await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        assert row is not None and row["pid"] not in old
-    finally:
-        await db.dispose()
+    db = pool_of(3)
+    pids = await asyncio.gather(
+        *(db.fetch_one("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)") for _ in range(3))
+    )
+    old = {row["pid"] for row in pids if row is not None}
+    assert len(old) == 3
+    for pid in old:
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    row = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+    assert row is not None and row["pid"] not in old
 
 
 async def test_fetch_one_fails_as_unavailable_when_the_database_is_gone(
@@ -395,14 +407,30 @@ async def test_fetch_one_fails_as_unavailable_when_the_database_is_gone(
 
 
 async def test_fetch_one_keeps_the_connection_after_a_statement_error(
-    settings: Settings,
+    pool_of: Callable[[int], Database],
 ) -> None:
-    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
-    try:
-        first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        with pytest.raises(asyncpg.PostgresError):
-            await db.fetch_one("SELECT 1/0")
-        again = await db.fetch_one("SELECT pg_backend_pid() AS pid")
-        assert first == again
-    finally:
-        await db.dispose()
+    db = pool_of(1)
+    first = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+    with pytest.raises(asyncpg.PostgresError):
+        await db.fetch_one("SELECT 1/0")
+    again = await db.fetch_one("SELECT pg_backend_pid() AS pid")
+    assert first == again
+
+
+async def test_an_api_key_scopes_every_transaction_of_its_session(
+    db: Database, settings: Settings
+) -> None:
+    """The key's tenant is the session's context, not a setting of its first transaction:
+    a commit in the middle of the request must not leave the next one unscoped."""
+    tenant = await make_tenant(db)
+    project = await make_project(db, tenant)
+    _, key = await make_api_key(db, settings, tenant)
+    request = Request({"type": "http", "headers": [], "client": ("127.0.0.1", 1)})
+    async with db.sessionmaker() as session:
+        principal = await resolve_api_key(session, settings, key, request)
+        await session.commit()
+        ids = (await session.execute(sa.select(Project.id))).scalars().all()
+        lookup = await session.scalar(sa.text("SELECT current_setting('app.api_key_hash', true)"))
+    assert principal.tenant_id == tenant.id
+    assert ids == [project.id]
+    assert lookup == ""  # the lookup arm stays closed after the key is found

@@ -23,8 +23,12 @@ from sqlalchemy.util import greenlet_spawn
 from tenantry.config import Settings
 
 # One statement sets every RLS input for the current transaction only (is_local=true),
-# so a pooled connection never carries one request's tenant into the next.
-_SET_CONTEXT = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+# so a pooled connection never carries one request's tenant into the next. It also
+# closes the API-key lookup arm, which only the key's own lookup may open.
+_SET_CONTEXT = (
+    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),"
+    " set_config('app.api_key_hash', '', true)"
+)
 _CONTEXT = "rls_context"
 # How asyncpg reports a connection that is gone: the server closed it (restart,
 # pg_terminate_backend), the socket broke, or the protocol met the server's goodbye

@@ -232,6 +232,30 @@ class TestValidationProblems:
         )
         assert fields(assert_problem(response, 422)) == {"query.limit"}
 
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/projects",
+            "/members",
+            "/api-keys",
+            "/invitations",
+            "/reports",
+            "/audit-events",
+            "/tenants",
+        ],
+    )
+    async def test_every_list_bounds_limit(self, journey: Journey, path: str) -> None:
+        for limit in ("0", "101"):
+            response = await journey.client.get(
+                f"{API}{path}", params={"limit": limit}, headers=journey.headers
+            )
+            assert fields(assert_problem(response, 422)) == {"query.limit"}, (path, limit)
+        page = await journey.client.get(
+            f"{API}{path}", params={"limit": "1", "ignored": "x"}, headers=journey.headers
+        )
+        assert page.status_code == 200, page.text
+        assert set(page.json()) == {"items", "next_cursor"} and len(page.json()["items"]) <= 1
+
     async def test_bad_cursor(self, journey: Journey) -> None:
         response = await journey.client.get(
             f"{API}/projects", params={"cursor": "!!!"}, headers=journey.headers

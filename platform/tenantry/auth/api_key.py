@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth import tokens
 from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
+from tenantry.db import set_tenant_context
 from tenantry.errors import Forbidden, Unauthorized
 from tenantry.models import Plan, TenantStatus
 
@@ -45,12 +46,6 @@ _FIND_KEY = sa.text(
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE k.key_hash = :key_hash
     """
-)
-# From here on the transaction is the key's tenant's, like a user request's; the
-# lookup setting is cleared so it cannot be reused later in the transaction.
-_SET_TENANT = sa.text(
-    "SELECT set_config('app.tenant_id', :tenant_id, true),"
-    " set_config('app.user_id', '', true), set_config('app.api_key_hash', '', true)"
 )
 # Conditional, so two concurrent requests at the minute boundary write once or twice,
 # never more, and a key used every second costs one write a minute.
@@ -117,7 +112,9 @@ async def resolve_api_key(
         or row.deleted_at is not None
     ):
         raise Unauthorized("Invalid API key")
-    await session.execute(_SET_TENANT, {"tenant_id": str(row.tenant_id)})
+    # From here on the session is the key's tenant's, like a user request's (every later
+    # transaction too); setting the context also closes the lookup arm.
+    await set_tenant_context(session, uuid.UUID(str(row.tenant_id)))
     if row.status == TenantStatus.SUSPENDED:
         raise Forbidden("This tenant is suspended")
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
