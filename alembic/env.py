@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
+from tenantry.citus import distribute
 from tenantry.config import get_settings
 from tenantry.migrations import grant_app_role
 from tenantry.models import metadata
@@ -53,6 +54,9 @@ def _run(connection: Connection) -> None:
         connection.exec_driver_sql("SET lock_timeout = '5s'")
         context.run_migrations()
         grant_app_role(connection, _app_role())
+        # On a Citus coordinator: distribute what the migrations created (else a no-op).
+        for table in distribute(connection, target_metadata):
+            print(f"citus: distributed {table}")
 
 
 async def run_migrations_online() -> None:

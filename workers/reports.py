@@ -38,8 +38,8 @@ _SAFE_ERROR = "The report could not be built; it has been logged for the operato
 async def build(ctx: dict[str, Any], report_id: str, tenant_id: str) -> str:
     rid, tid = uuid.UUID(report_id), uuid.UUID(tenant_id)
     async with unit_of_work(ctx, tid) as session:
-        report = await session.get(Report, rid, with_for_update=True)
-        if report is None or report.tenant_id != tid:
+        report = await session.get(Report, {"tenant_id": tid, "id": rid}, with_for_update=True)
+        if report is None:
             return "missing"
         if report.status in (ReportStatus.SUCCEEDED, ReportStatus.FAILED):
             return report.status.value
@@ -58,7 +58,7 @@ async def build(ctx: dict[str, Any], report_id: str, tenant_id: str) -> str:
             async with unit_of_work(ctx, tid) as session:
                 await session.execute(
                     sa.update(Report)
-                    .where(col(Report.id) == rid)
+                    .where(col(Report.tenant_id) == tid, col(Report.id) == rid)
                     .values(status=ReportStatus.QUEUED, error="Retrying after a transient error")
                 )
             raise retry_later(job_try) from exc
@@ -70,7 +70,7 @@ async def build(ctx: dict[str, Any], report_id: str, tenant_id: str) -> str:
 async def _render(ctx: dict[str, Any], rid: uuid.UUID, tid: uuid.UUID) -> str:
     settings = ctx_settings(ctx)
     async with unit_of_work(ctx, tid) as session:
-        report = await session.get(Report, rid, with_for_update=True)
+        report = await session.get(Report, {"tenant_id": tid, "id": rid}, with_for_update=True)
         if report is None or report.status is not ReportStatus.RUNNING:
             return "skipped"
         counter = builders.Counter()
@@ -98,7 +98,7 @@ async def _fail(ctx: dict[str, Any], rid: uuid.UUID, tid: uuid.UUID) -> None:
     async with unit_of_work(ctx, tid) as session:
         await session.execute(
             sa.update(Report)
-            .where(col(Report.id) == rid)
+            .where(col(Report.tenant_id) == tid, col(Report.id) == rid)
             .values(status=ReportStatus.FAILED, error=_SAFE_ERROR, finished_at=datetime.now(UTC))
         )
 

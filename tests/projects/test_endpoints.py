@@ -237,7 +237,7 @@ class TestOtherTenant:
         assert response.status_code == 404
         assert response.json() == missing.json()
         async with db.session_scope(victim.id) as session:
-            stored = await session.get(Project, project.id)
+            stored = await session.get(Project, {"tenant_id": project.tenant_id, "id": project.id})
             assert stored is not None
             assert stored.name == "Theirs"
 

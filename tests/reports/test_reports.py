@@ -276,7 +276,7 @@ class TestBuild:
         )
         await run_worker()
         async with db.session_scope(tenant.id) as session:
-            report = await session.get(Report, uuid.UUID(report_id))
+            report = await session.get(Report, {"tenant_id": tenant.id, "id": uuid.UUID(report_id)})
             assert report is not None
             assert report.attempts == 1
             emails = (

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlmodel import col
 
 from tenantry.config import Settings
 from tenantry.db import Database
@@ -269,18 +270,30 @@ class TestGetUpdateDeleteTask:
         assert (await client.get(url, headers=owner.headers)).json()["assignee_id"] == str(
             member.user.id
         )
+        removed = await client.delete(f"/api/v1/members/{member.user.id}", headers=owner.headers)
+        assert removed.status_code == 204, removed.text
         async with db.session_scope(tenant.id) as session:
-            membership = (
-                await session.execute(
-                    sa.select(Membership).where(Membership.user_id == member.user.id)  # type: ignore[arg-type]
-                )
-            ).scalar_one()
-            await session.delete(membership)
-        async with db.session_scope(tenant.id) as session:
-            stored = await session.get(Task, task.id)
+            stored = await session.get(Task, {"tenant_id": tenant.id, "id": task.id})
             assert stored is not None
             assert stored.assignee_id is None
             assert stored.tenant_id == tenant.id
+        assert (await client.get(url, headers=owner.headers)).json()["assignee_id"] is None
+
+    async def test_the_database_refuses_to_drop_an_assigned_membership(
+        self, project: Project, db: Database, settings: Settings, tenant: Tenant
+    ) -> None:
+        """No ON DELETE SET NULL (Citus refuses it): only the members service, which
+        unassigns first, can remove a member who still has tasks."""
+        member = await make_actor(db, settings, tenant=tenant, role=Role.MEMBER)
+        await make_tasks(db, project, 1, assignee_id=member.user.id)
+        with pytest.raises(sa.exc.IntegrityError, match="fk_tasks_assignee_membership"):
+            async with db.session_scope(tenant.id) as session:
+                await session.execute(
+                    sa.delete(Membership).where(
+                        col(Membership.tenant_id) == tenant.id,
+                        col(Membership.user_id) == member.user.id,
+                    )
+                )
 
 
 class TestOtherTenant:

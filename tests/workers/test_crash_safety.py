@@ -36,7 +36,7 @@ def start_worker(timeout: int) -> subprocess.Popen[bytes]:
 
 async def status_of(db: Database, tenant_id: uuid.UUID, report_id: uuid.UUID) -> ReportStatus:
     async with db.session_scope(tenant_id) as session:
-        report = await session.get(Report, report_id)
+        report = await session.get(Report, {"tenant_id": tenant_id, "id": report_id})
         assert report is not None
         return report.status
 
@@ -102,7 +102,7 @@ async def test_killed_worker_mid_build(
     lines = download.text.strip().split("\r\n")
     assert len(lines) == 1 + ROWS + 1  # header, the bulk rows, the report.requested event
     async with db.session_scope(tenant.id) as session:
-        report = await session.get(Report, report_id)
+        report = await session.get(Report, {"tenant_id": tenant.id, "id": report_id})
         assert report is not None
         assert report.attempts == 2
         emails = (

@@ -15,6 +15,7 @@ from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.models import Membership, Role
+from tenantry.tasks.repository import TaskRepository
 
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
 
@@ -83,6 +84,8 @@ class MemberService:
             _check_may_manage(principal.role, role)
         if role is Role.OWNER and owners == [user_id]:
             raise LastOwner("The last owner cannot leave or be removed; make someone else owner")
+        # In this transaction, before the membership goes (the foreign key would refuse).
+        await TaskRepository(session, repository.tenant_id).unassign(user_id)
         await repository.delete(membership)
         await session.flush()
         audit.record(

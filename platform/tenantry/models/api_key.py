@@ -18,12 +18,17 @@ class ApiKey(IDModel, TenantScoped, Timestamped, table=True):
     """
 
     __tablename__ = "api_keys"
-    __table_args__ = (sa.Index("ix_api_keys_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "key_hash"),
+        sa.Index("ix_api_keys_tenant_created", "tenant_id", "created_at", "id"),
+    )
 
     name: str = Field(max_length=100)
     # The first characters of the key, so people can tell their keys apart.
     prefix: str = Field(max_length=16)
-    key_hash: str = Field(max_length=64, unique=True)
+    # Unique per tenant (a key Citus accepts); the index serves the lookup that has no
+    # tenant yet. An HMAC of 178 random bits does not collide across tenants.
+    key_hash: str = Field(max_length=64, index=True)
     scopes: list[str] = Field(default_factory=list, sa_type=ARRAY(sa.String(16)))
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     last_used_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -64,11 +64,22 @@ class Timestamped(SQLModel):
 
 
 class TenantScoped(SQLModel):
-    """Rows owned by one tenant; RLS in the database enforces the same boundary."""
+    """Rows owned by one tenant; RLS in the database enforces the same boundary.
 
-    tenant_id: uuid.UUID = Field(foreign_key="tenants.id", index=True, ondelete="CASCADE")
+    `tenant_id` leads the primary key, (tenant_id, id), so the table can be distributed
+    by tenant (Citus refuses keys without the distribution column), and the ORM's own
+    UPDATE and DELETE statements carry `tenant_id = …`, which routes them to one shard.
+    A row is fetched by `session.get(Model, {"tenant_id": …, "id": …})` or through a
+    repository; `tenant_id` is never changed after insert (Citus refuses it).
+    """
+
+    tenant_id: uuid.UUID = Field(
+        foreign_key="tenants.id", primary_key=True, index=True, ondelete="CASCADE"
+    )
 
 
 # Tables that carry no tenant_id on purpose. tests/test_rls.py checks that every other
 # table has tenant_id with RLS enabled and forced, so a new table cannot slip through.
+# On Citus they become reference tables (a copy on every node) and every table with
+# tenant_id a distributed one (`tenantry.citus`).
 GLOBAL_TABLES = frozenset({"tenants", "users", "auth_sessions", "email_outbox", "alembic_version"})

@@ -36,11 +36,14 @@ class Invitation(IDModel, TenantScoped, Timestamped, table=True):
             postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
         ),
         sa.Index("ix_invitations_tenant_created", "tenant_id", "created_at", "id"),
+        sa.UniqueConstraint("tenant_id", "token_hash"),
     )
 
     email: str = Field(max_length=320)
     role: Role = Field(sa_type=sa.String(20))
-    token_hash: str = Field(max_length=64, unique=True)
+    # Unique per tenant (a key Citus accepts); the index serves the lookup that has no
+    # tenant yet. An HMAC of 178 random bits does not collide across tenants.
+    token_hash: str = Field(max_length=64, index=True)
     invited_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     accepted_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

@@ -55,8 +55,16 @@ class ReportChunk(TenantScoped, SQLModel, table=True):
     sharing a disk; written by the worker in the transaction that marks it succeeded."""
 
     __tablename__ = "report_chunks"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "report_id"],
+            ["reports.tenant_id", "reports.id"],
+            name="fk_report_chunks_report",
+            ondelete="CASCADE",
+        ),
+    )
 
-    report_id: uuid.UUID = Field(foreign_key="reports.id", primary_key=True, ondelete="CASCADE")
+    report_id: uuid.UUID = Field(primary_key=True)
     seq: int = Field(primary_key=True)
     data: bytes = Field(sa_type=sa.LargeBinary)
 

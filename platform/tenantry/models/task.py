@@ -22,9 +22,9 @@ class Task(IDModel, TenantScoped, Timestamped, table=True):
     Both references are composite with `tenant_id`, so the database itself refuses a
     task that points at another tenant's project or at someone who is not a member:
     - (tenant_id, project_id) → projects ON DELETE CASCADE;
-    - (tenant_id, assignee_id) → memberships(tenant_id, user_id) ON DELETE SET NULL
-      (assignee_id): removing a member unassigns their tasks and never nulls tenant_id
-      (a PostgreSQL 15+ column list).
+    - (tenant_id, assignee_id) → memberships(tenant_id, user_id), no action: removing a
+      member unassigns their tasks first, in the members service's transaction (Citus
+      refuses ON DELETE SET NULL on a key that includes the distribution column).
     Every index leads with tenant_id; lists are per project, so most add project_id.
     `q` (ILIKE) is applied within one project's rows found by those indexes: under
     forced RLS PostgreSQL only pushes LEAKPROOF operators into an index scan, and
@@ -43,7 +43,6 @@ class Task(IDModel, TenantScoped, Timestamped, table=True):
             ["tenant_id", "assignee_id"],
             ["memberships.tenant_id", "memberships.user_id"],
             name="fk_tasks_assignee_membership",
-            ondelete="SET NULL (assignee_id)",
         ),
         sa.CheckConstraint("priority BETWEEN 1 AND 4", name="priority_range"),
         sa.CheckConstraint("status IN ('todo', 'doing', 'done')", name="status_known"),

@@ -31,7 +31,12 @@ class PostgresChunkStorage:
     commit with the `succeeded` status or not at all) and reads one chunk at a time."""
 
     async def write(self, session: AsyncSession, report: Report, body: AsyncIterable[bytes]) -> int:
-        await session.execute(sa.delete(ReportChunk).where(col(ReportChunk.report_id) == report.id))
+        await session.execute(
+            sa.delete(ReportChunk).where(
+                col(ReportChunk.tenant_id) == report.tenant_id,
+                col(ReportChunk.report_id) == report.id,
+            )
+        )
         buffer = bytearray()
         seq = 0
         size = 0

@@ -105,3 +105,17 @@ class TaskRepository(TenantRepository[Task]):
             .where(col(Task.tenant_id) == self.tenant_id)
             .order_by(col(Task.created_at), col(Task.id))
         )
+
+    async def unassign(self, user_id: uuid.UUID) -> None:
+        """Clear a leaving member from the tenant's tasks, before their membership goes.
+
+        The assignee foreign key used to do this (ON DELETE SET NULL); Citus refuses that
+        on a key that includes the distribution column, so the members service does it in
+        the same transaction instead.
+        """
+        await self.session.execute(
+            sa.update(Task)
+            .where(col(Task.tenant_id) == self.tenant_id, col(Task.assignee_id) == user_id)
+            .values(assignee_id=None, updated_at=sa.func.now())
+            .execution_options(synchronize_session=False)
+        )
