@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     db_connect_timeout: float = 5.0
     db_statement_timeout_ms: int = 15_000
     db_lock_timeout_ms: int = 5_000
+    # asyncpg's prepared-statement cache per connection. 0 behind PgBouncer in
+    # transaction mode (1.18 and older keep no prepared statements across transactions;
+    # from 1.21 set its max_prepared_statements instead): statements are then prepared
+    # unnamed, or under a fresh name, never reused on another server connection.
+    db_statement_cache_size: int = Field(default=100, ge=0)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout: float = 0.5

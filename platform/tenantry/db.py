@@ -63,6 +63,10 @@ def _context_args(tenant_id: uuid.UUID | None, user_id: uuid.UUID | None) -> tup
     return (str(tenant_id) if tenant_id else "", str(user_id) if user_id else "")
 
 
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings, *, url: str | None = None, **overrides: Any) -> AsyncEngine:
     """An asyncpg engine whose every wait is bounded, so a hung database becomes a 503."""
     connect_args = {
@@ -92,6 +96,15 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
         "hide_parameters": True,
         "connect_args": connect_args,
     }
+    if settings.db_statement_cache_size == 0:
+        # Behind PgBouncer (transaction pooling): no statement outlives its use, and
+        # SQLAlchemy's own prepared statements get unique names, so two clients sharing
+        # a server connection never collide on `__asyncpg_stmt_1__`.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    else:
+        connect_args["statement_cache_size"] = settings.db_statement_cache_size
     options.update(overrides)
     return create_async_engine(url or settings.database_url, **options)
 
