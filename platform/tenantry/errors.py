@@ -93,11 +93,6 @@ class PreconditionFailed(AppError):
     title = "Precondition failed"
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload-too-large"
-
-
 class Unprocessable(AppError):
     """A 422 raised by a service; `field` names the offending input like validation does."""
 
