@@ -33,16 +33,6 @@ class Target:
     id: uuid.UUID
 
 
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
 @pytest.fixture(params=["project", "task"])
 async def target(request: pytest.FixtureRequest, db: Database, tenant: Tenant) -> Target:
     project = await make_project(db, tenant, name="Original")

@@ -34,9 +34,7 @@ async def list(principal: ProjectsRead, session: SessionDep, request: Request) -
     return json_bytes(value.body)
 
 
-@router.get(
-    "/{id}", response_model=ProjectRead, responses=entity_responses(conditional_get=True)
-)
+@router.get("/{id}", response_model=ProjectRead, responses=entity_responses(conditional_get=True))
 async def get(
     id: uuid.UUID, principal: ProjectsRead, session: SessionDep, request: Request
 ) -> Response:
