@@ -146,4 +146,9 @@ def create_app(
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    if not settings.is_production:
+        # Where email links land in development (in production: the product's front end).
+        from tenantry.devtools.pages import routes as dev_pages
+
+        app.router.routes.extend(dev_pages)
     return app
