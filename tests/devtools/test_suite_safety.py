@@ -65,7 +65,7 @@ def test_a_crashed_runs_marked_leftovers_are_taken(clean: str) -> None:
 def test_no_index_to_take_is_an_error_that_says_why(clean: str) -> None:
     for index in range(1, 16):
         _db(clean, index).set("theirs", "1")
-    with pytest.raises(RuntimeError, match="holds keys that are not this suite's"):
+    with pytest.raises(fx.NoFreeRedisIndex, match="holds keys that are not this suite"):
         fx._claim_redis_db(clean, "run-c")
     assert all(_db(clean, index).get("theirs") == b"1" for index in range(1, 16))
 
