@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from tenantry.auth.dependencies import client_ip
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.kit.clients import client_ip
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit
 from tenantry.sessions.auth import SignedIn, no_store
 from tenantry.sessions.schemas import (
