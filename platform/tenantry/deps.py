@@ -17,6 +17,7 @@ from tenantry.config import Settings
 from tenantry.db import Database, TenantSession
 from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
+from tenantry.kit.openapi import declares
 from tenantry.models import TenantScoped
 
 _UNIT_OF_WORK = "tenantry.unit_of_work"
@@ -49,6 +50,7 @@ def _take_written(session: AsyncSession) -> set[uuid.UUID]:
     return written
 
 
+@declares(503)  # the database may be down or too slow: 503 with Retry-After
 async def get_session(request: Request) -> AsyncSession:
     """The request's unit of work: one session, ended by `UnitOfWorkRoute`.
 

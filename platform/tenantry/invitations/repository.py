@@ -18,10 +18,9 @@ from tenantry.models import Invitation, InvitationStatus
 
 # Only the lookup arm of the invitations policy can match while app.tenant_id is empty.
 _SET_LOOKUP = sa.text(
-    "SELECT set_config('app.invitation_token_hash', :token_hash, true),"
-    " set_config('app.tenant_id', '', true)"
+    "SELECT set_app_context(p_tenant_id => '', p_invitation_token_hash => :token_hash)"
 )
-_CLEAR_LOOKUP = sa.text("SELECT set_config('app.invitation_token_hash', '', true)")
+_CLEAR_LOOKUP = sa.text("SELECT set_app_context(p_invitation_token_hash => '')")
 
 
 async def find_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:

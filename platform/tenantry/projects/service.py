@@ -7,7 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.errors import NotFound
+from tenantry.kit.conditions import Precondition
 from tenantry.kit.pagination import Page
+from tenantry.kit.responses import serialise
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
@@ -24,6 +26,18 @@ class ProjectNotFound(NotFound):
 class ProjectService:
     def _repo(self, session: AsyncSession, principal: Principal) -> ProjectRepository:
         return ProjectRepository(session, principal.require_tenant())
+
+    async def _locked(
+        self, repo: ProjectRepository, id: uuid.UUID, precondition: Precondition | None
+    ) -> Project:
+        """The project, locked for this transaction when a precondition must hold
+        until the write (a concurrent writer waits, then sees the new version)."""
+        project = await repo.get(id, for_update=precondition is not None)
+        if project is None:
+            raise ProjectNotFound()
+        if precondition is not None:
+            precondition.check(serialise(ProjectRead.model_validate(project)).etag)
+        return project
 
     async def create(
         self, session: AsyncSession, principal: Principal, data: ProjectCreate
@@ -54,11 +68,14 @@ class ProjectService:
         return Page[ProjectRead](items=items, next_cursor=next_cursor)
 
     async def update(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: ProjectUpdate
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        data: ProjectUpdate,
+        precondition: Precondition | None = None,
     ) -> Project:
-        project = await self._repo(session, principal).get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(self._repo(session, principal), id, precondition)
         changes = data.model_dump(exclude_unset=True)
         for field, value in changes.items():
             setattr(project, field, value)
@@ -74,11 +91,15 @@ class ProjectService:
             )
         return project
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
         repo = self._repo(session, principal)
-        project = await repo.get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(repo, id, precondition)
         await repo.delete(project)
         await session.flush()
         audit.record(

@@ -17,8 +17,10 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
+from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
+from tenantry.kit.responses import serialise
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.tasks.repository import TaskRepository
@@ -63,6 +65,18 @@ class TaskService:
     def _repo(self, session: AsyncSession, principal: Principal) -> TaskRepository:
         return TaskRepository(session, principal.require_tenant())
 
+    async def _locked(
+        self, repo: TaskRepository, id: uuid.UUID, precondition: Precondition | None
+    ) -> Task:
+        """The task, locked for this transaction when a precondition must hold until
+        the write (a concurrent writer waits, then sees the new version)."""
+        task = await repo.get(id, for_update=precondition is not None)
+        if task is None:
+            raise TaskNotFound()
+        if precondition is not None:
+            precondition.check(serialise(TaskRead.model_validate(task)).etag)
+        return task
+
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
@@ -106,12 +120,15 @@ class TaskService:
         return Page[TaskRead](items=items, next_cursor=next_cursor)
 
     async def update(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: TaskUpdate
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        data: TaskUpdate,
+        precondition: Precondition | None = None,
     ) -> Task:
         repo = self._repo(session, principal)
-        task = await repo.get(id)
-        if task is None:
-            raise TaskNotFound()
+        task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
         assignee = changes.get("assignee_id")
         if assignee is not None and not await repo.is_member(assignee):
@@ -130,11 +147,15 @@ class TaskService:
             )
         return task
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
         repo = self._repo(session, principal)
-        task = await repo.get(id)
-        if task is None:
-            raise TaskNotFound()
+        task = await self._locked(repo, id, precondition)
         await repo.delete(task)
         await session.flush()
         audit.record(
