@@ -50,7 +50,7 @@ _FIND_KEY = sa.text(
 # Conditional, so two concurrent requests at the minute boundary write once or twice,
 # never more, and a key used every second costs one write a minute.
 _TOUCH = sa.text(
-    "UPDATE api_keys SET last_used_at = now() WHERE id = :id"
+    "UPDATE api_keys SET last_used_at = now() WHERE tenant_id = :tenant_id AND id = :id"
     " AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => :resolution))"
 )
 
@@ -119,7 +119,12 @@ async def resolve_api_key(
         raise Forbidden("This tenant is suspended")
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         await session.execute(
-            _TOUCH, {"id": row.id, "resolution": LAST_USED_RESOLUTION.total_seconds()}
+            _TOUCH,
+            {
+                "tenant_id": row.tenant_id,
+                "id": row.id,
+                "resolution": LAST_USED_RESOLUTION.total_seconds(),
+            },
         )
     return Principal(
         user_id=None,
