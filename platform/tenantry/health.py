@@ -64,16 +64,17 @@ async def ready(request: Request) -> JSONResponse:
     checks = await check_readiness(request.app.state.db, request.app.state.redis)
     failing = [name for name, check in checks.items() if check["status"] != "ok"]
     healthy = not failing
-    body = {"status": "ready" if healthy else "unavailable", "checks": checks}
     if healthy:
-        return JSONResponse(body)
+        return JSONResponse({"status": "ready", "checks": checks})
+    # RFC 9457: `status` is the HTTP status code; the per-dependency verdicts stay
+    # under `checks`.
     return JSONResponse(
         {
             "type": "https://tenantry.dev/problems/unavailable",
             "title": "Service Unavailable",
             "status": 503,
             "detail": "Not ready: " + ", ".join(failing),
-            **body,
+            "checks": checks,
         },
         status_code=503,
         media_type="application/problem+json",
