@@ -86,11 +86,6 @@ class Gone(AppError):
     code = "gone"
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload-too-large"
-
-
 class Unprocessable(AppError):
     """A 422 raised by a service; `field` names the offending input like validation does."""
 

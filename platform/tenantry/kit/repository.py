@@ -18,6 +18,12 @@ M = TypeVar("M", bound=TenantScoped)
 RowSelect = Select[*tuple[Any, ...]]
 
 
+def like_pattern(text: str) -> str:
+    """`q` is a literal substring: escape LIKE's wildcards (the default escape is `\\`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class TenantRepository(Generic[M]):
     """Every statement starts from `self.select()`, already filtered by tenant.
 

@@ -71,7 +71,7 @@ class ProjectService:
         repo = self._repo(session, principal)
 
         async def fill() -> Cached:
-            rows, next_cursor = await repo.list_rows(q=q, cursor=page.cursor, limit=page.limit)
+            rows, next_cursor = await repo.list_rows(q, page)
             items = [ProjectRead.model_validate(dict(row)) for row in rows]
             return serialise(Page[ProjectRead](items=items, next_cursor=next_cursor))
 

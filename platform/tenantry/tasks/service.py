@@ -114,9 +114,7 @@ class TaskService:
         repo = self._repo(session, principal)
 
         async def fill() -> Cached | None:
-            rows, next_cursor = await repo.list_rows(
-                project_id, filters, cursor=page.cursor, limit=page.limit
-            )
+            rows, next_cursor = await repo.list_rows(project_id, filters, page)
             # A page with rows proves the project exists (RLS and the composite FK);
             # only an empty one costs the extra lookup that tells 404 from "no tasks".
             if not rows and not await repo.project_exists(project_id):
