@@ -7,8 +7,8 @@
 - `email_outbox`: bodies carry one-time tokens (invitation, reset, verification).
   Rows already sent or dead lose them now; delivery scrubs every later one.
 
-Revision ID: 0006_refresh_grace_outbox_scrub
-Revises: 0005_session_principal
+Revision ID: 0007_refresh_grace_outbox_scrub
+Revises: 0006_set_app_context
 Create Date: 2026-12-02 07:30:00.000000+00:00
 """
 
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0006_refresh_grace_outbox_scrub"
-down_revision: str | None = "0005_session_principal"
+revision: str = "0007_refresh_grace_outbox_scrub"
+down_revision: str | None = "0006_set_app_context"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
