@@ -44,12 +44,10 @@ class Cluster:
 
     def start(self) -> None:
         if self.server is None:
-            # Run as root, PostgreSQL runs as its own user, which must reach the data
-            # directory through every parent (pytest's are 0700).
-            for parent in (self.base, *self.base.parents):
-                if parent == Path("/tmp") or parent == parent.parent:
-                    break
-                parent.chmod(parent.stat().st_mode | 0o055)
+            # Run as root, PostgreSQL runs as a user of its own, which must reach the data
+            # directory: `base` is made for it (see conftest), never under pytest's
+            # temporary root, which every starting pytest session resets to 0700.
+            self.base.chmod(0o755)
             self.server, self.socket_dir = embedded.start_postgres(self.base / "postgres")
         else:
             self.server.ensure_postgres_running()

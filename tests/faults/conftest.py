@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,11 +13,13 @@ from tests.faults.cluster import Cluster
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    own = Cluster(tmp_path_factory.mktemp("cluster"))
-    own.start()
+def cluster() -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="tenantry-faults-"))
+    own = Cluster(base)
     try:
+        own.start()
         own.prepare()
         yield own
     finally:
         own.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
