@@ -181,14 +181,15 @@ class Load:
             tally.missing_retry_after += 1
 
     async def _call(self, client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> Any:
-        phase = self.phase
+        # Booked under the phase the answer arrived in: a request caught in flight by
+        # a fault counts where its answer shows the fault.
         headers = {**self.headers, **kw.pop("headers", {})}
         try:
             response = await client.request(method, url, headers=headers, **kw)
         except httpx.HTTPError as exc:
-            self._book(phase, None, type(exc).__name__)
+            self._book(self.phase, None, type(exc).__name__)
             return None
-        self._book(phase, response, None)
+        self._book(self.phase, response, None)
         return response
 
     async def _client(self) -> None:

@@ -44,7 +44,8 @@ pytestmark = pytest.mark.faults
 # (it pings with back-off capped at 10 s), so a shorter one may be set for local runs.
 OUTAGE_SECONDS = float(os.environ.get("FAULTS_REDIS_OUTAGE_SECONDS", "30"))
 PHASE_SECONDS = float(os.environ.get("FAULTS_PHASE_SECONDS", "4"))
-MIN_HANG_RATIO = 0.5
+# The goal is 0.8 (bench/faults.py asserts it on a quiet machine); CI shares 2 cores.
+MIN_HANG_RATIO = float(os.environ.get("FAULTS_MIN_HANG_RATIO", "0.5"))
 
 
 @pytest.fixture(scope="module")
@@ -268,10 +269,21 @@ async def _until_delivered(stack: Stack, invited: dict[str, Any], limit: float) 
                 (await c.get(f"/api/v1/reports/{rid}")).json().get("status")
                 for rid in invited["reports"]
             ]
-            if all(n >= 1 for n in counts.values()) and all(s == "done" for s in states):
+            ready = _report_emails(stack)
+            if (
+                all(n >= 1 for n in counts.values())
+                and all(s == "succeeded" for s in states)
+                and ready >= len(states)
+            ):
                 break
             assert time.monotonic() < deadline, (counts, states, stack.log("worker")[-4000:])
             await asyncio.sleep(0.5)
     # Give a duplicate the chance to show up, then: each email exactly once.
     await asyncio.sleep(3)
     assert set((await _outbox(stack, invited["emails"])).values()) == {1}
+    assert _report_emails(stack) == len(invited["reports"])
+
+
+def _report_emails(stack: Stack) -> int:
+    with stack.recorder._guard:
+        return sum(m.message["Subject"] == "Your report is ready" for m in stack.recorder.accepted)
