@@ -86,6 +86,14 @@ class Gone(AppError):
     code = "gone"
 
 
+class PreconditionFailed(AppError):
+    """`If-Match` names no current version of the object: nothing was changed."""
+
+    status = 412
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+
 class Unprocessable(AppError):
     """A 422 raised by a service; `field` names the offending input like validation does."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry import ratelimit
+from tenantry import admission
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
@@ -22,16 +22,14 @@ from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
 from tenantry.errors import AppError, Forbidden, Unauthorized
+from tenantry.kit.clients import client_ip
+from tenantry.kit.openapi import API_KEY, BEARER
 from tenantry.models import Plan, Role, TenantStatus
 
 # Session, user, membership and tenant in one statement (migration 0005): the role is
 # the membership's role *now*, so a demotion or removal applies on the next request,
 # not at token expiry.
 _SESSION_PRINCIPAL = "SELECT * FROM session_principal($1, $2, $3)"
-
-
-def client_ip(request: Request) -> str | None:
-    return ratelimit.client_ip(request)
 
 
 def read_credential(request: Request) -> str | None:
@@ -135,6 +133,17 @@ class Authorize:
         self.superuser = superuser
         self.api_keys = api_keys and not superuser and min_role in (None, Role.VIEWER)
 
+    # Read by tenantry.kit.openapi: what every route behind this dependency can answer
+    # (403: a role, scope or suspended tenant; 429: the tenant's rate limit) and the
+    # credentials it reads. A key sent as a bearer token to a user-only route is 403.
+    openapi_statuses = (401, 403, 429)
+
+    @property
+    def openapi_security(self) -> list[dict[str, list[str]]]:
+        if self.api_keys:
+            return [{BEARER: []}, {API_KEY: []}]
+        return [{BEARER: []}]
+
     async def __call__(self, request: Request, session: SessionDep) -> Principal:
         settings: Settings = request.app.state.settings
         credential = read_credential(request)
@@ -160,7 +169,7 @@ class Authorize:
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
         if principal.tenant_id is not None:
             # Before the role checks: a refused call costs us work too, and counts.
-            await ratelimit.enforce_tenant_limit(request, principal.tenant_id, principal.plan)
+            await admission.admit(request, principal.tenant_id, principal.plan)
         self._check(principal)
         return principal
 

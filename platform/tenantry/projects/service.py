@@ -1,21 +1,18 @@
 from __future__ import annotations
 
-import hashlib
 import uuid
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry import cache
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.cache import Cached
 from tenantry.errors import NotFound
-from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.conditions import Precondition
+from tenantry.kit.pagination import Page
 from tenantry.kit.responses import serialise
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
-from tenantry.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 
 
 class ProjectNotFound(NotFound):
@@ -29,6 +26,18 @@ class ProjectNotFound(NotFound):
 class ProjectService:
     def _repo(self, session: AsyncSession, principal: Principal) -> ProjectRepository:
         return ProjectRepository(session, principal.require_tenant())
+
+    async def _locked(
+        self, repo: ProjectRepository, id: uuid.UUID, precondition: Precondition | None
+    ) -> Project:
+        """The project, locked for this transaction when a precondition must hold
+        until the write (a concurrent writer waits, then sees the new version)."""
+        project = await repo.get(id, for_update=precondition is not None)
+        if project is None:
+            raise ProjectNotFound()
+        if precondition is not None:
+            precondition.check(serialise(ProjectRead.model_validate(project)).etag)
+        return project
 
     async def create(
         self, session: AsyncSession, principal: Principal, data: ProjectCreate
@@ -45,52 +54,28 @@ class ProjectService:
         )
         return project
 
-    async def get(
-        self, session: AsyncSession, redis: Redis, principal: Principal, id: uuid.UUID
-    ) -> Cached:
-        repo = self._repo(session, principal)
-
-        async def fill() -> Cached | None:
-            row = await repo.get_row(id)
-            return None if row is None else serialise(ProjectRead.model_validate(dict(row)))
-
-        value = await cache.cached(redis, repo.tenant_id, f"project:{id}", fill, cache="project")
-        if value is None:
+    async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> ProjectRead:
+        row = await self._repo(session, principal).get_row(id)
+        if row is None:
             raise ProjectNotFound()
-        return value
+        return ProjectRead.model_validate(dict(row))
 
     async def list(
-        self,
-        session: AsyncSession,
-        redis: Redis,
-        principal: Principal,
-        page: PageParams,
-        *,
-        q: str | None,
-    ) -> Cached:
-        repo = self._repo(session, principal)
-
-        async def fill() -> Cached:
-            rows, next_cursor = await repo.list_rows(q, page)
-            items = [ProjectRead.model_validate(dict(row)) for row in rows]
-            return serialise(Page[ProjectRead](items=items, next_cursor=next_cursor))
-
-        if page.cursor:
-            # Deeper pages are cheap keyset reads and rarely repeated: not worth a key.
-            return await fill()
-        digest = hashlib.sha256(f"{page.limit}\0{q or ''}".encode()).hexdigest()[:24]
-        value = await cache.cached(
-            redis, repo.tenant_id, f"projects:{digest}", fill, cache="projects"
-        )
-        assert value is not None
-        return value
+        self, session: AsyncSession, principal: Principal, query: ProjectListQuery
+    ) -> Page[ProjectRead]:
+        rows, next_cursor = await self._repo(session, principal).list_rows(query.q, query)
+        items = [ProjectRead.model_validate(dict(row)) for row in rows]
+        return Page[ProjectRead](items=items, next_cursor=next_cursor)
 
     async def update(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: ProjectUpdate
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        data: ProjectUpdate,
+        precondition: Precondition | None = None,
     ) -> Project:
-        project = await self._repo(session, principal).get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(self._repo(session, principal), id, precondition)
         changes = data.model_dump(exclude_unset=True)
         for field, value in changes.items():
             setattr(project, field, value)
@@ -106,11 +91,15 @@ class ProjectService:
             )
         return project
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
         repo = self._repo(session, principal)
-        project = await repo.get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(repo, id, precondition)
         await repo.delete(project)
         await session.flush()
         audit.record(
