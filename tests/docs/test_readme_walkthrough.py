@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tenantry.devtools.supervisor import free_port
 from tests.devtools.running import DevProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,8 @@ def test_the_walkthrough_covers_what_the_issue_asked_for() -> None:
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path, db: object) -> None:
     data_dir = tmp_path / "data"
     dev_env = {**os.environ, "ENVIRONMENT": "development"}
-    dev = DevProcess.start(data_dir, env=dev_env)
+    # A port of its own: 8000 may come and go under tests running in parallel.
+    dev = DevProcess.start(data_dir, "--port", str(free_port()), env=dev_env)
     try:
         api, _ = dev.wait_up()
         # A reader's second terminal: no server URL set, only the dev's data dir.
