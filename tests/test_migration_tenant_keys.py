@@ -1,4 +1,4 @@
-"""Migration 0007 (keys (tenant_id, id)) runs in place on a database with rows in it,
+"""Migration 0008 (keys (tenant_id, id)) runs in place on a database with rows in it,
 keeps every row and every reference, and goes back down cleanly."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tenantry import embedded
 from tenantry.cli import find_alembic_ini
 from tests.fixtures import services as fixtures
 
-BEFORE = "0006_set_app_context"
-AFTER = "0007_tenant_keys"
+BEFORE = "0007_refresh_grace_outbox_scrub"
+AFTER = "0008_tenant_keys"
 
 
 def _config(url: str) -> Config:

@@ -18,8 +18,8 @@ is an ordinary migration on a single PostgreSQL too:
 No global table has a foreign key to a tenant table (tests/test_schema_citus.py keeps
 it so).
 
-Revision ID: 0007_tenant_keys
-Revises: 0006_set_app_context
+Revision ID: 0008_tenant_keys
+Revises: 0007_refresh_grace_outbox_scrub
 Create Date: 2026-12-02 07:50:00.000000+00:00
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_tenant_keys"
-down_revision: str | None = "0006_set_app_context"
+revision: str = "0008_tenant_keys"
+down_revision: str | None = "0007_refresh_grace_outbox_scrub"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

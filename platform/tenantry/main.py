@@ -15,6 +15,7 @@ from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
+from tenantry.input_guard import InputGuardMiddleware
 from tenantry.kit import openapi
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
@@ -114,6 +115,8 @@ def create_app(
     install_error_handlers(app)
     # Innermost: replays skip the app but still pass through CORS and the HTTP shell.
     app.add_middleware(IdempotencyMiddleware)
+    # Outside idempotency: a refused body never claims a key.
+    app.add_middleware(InputGuardMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -135,7 +138,7 @@ def create_app(
     # request id and security headers.
     app.add_middleware(HttpShellMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the shell, so metrics and the access log see the status the client got.
-    http_metrics.install(app, settings)
+    http_metrics.install(app, settings, before_scrape=health.refresh)
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)

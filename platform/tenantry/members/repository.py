@@ -12,7 +12,7 @@ from sqlmodel import col
 from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
-from tenantry.models import Membership, Role, User
+from tenantry.models import Membership, Role, Task, User
 
 MEMBER_COLUMNS: tuple[Any, ...] = (
     col(Membership.user_id),
@@ -70,6 +70,12 @@ class MembershipRepository(TenantRepository[Membership]):
         )
         return await fetch_page(self.session, stmt, OLDEST_FIRST, params, result="rows")
 
+    async def is_member(self, user_id: uuid.UUID) -> bool:
+        stmt = sa.select(sa.literal(1)).where(
+            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
     async def member_with_email(self, email: str) -> bool:
         stmt = (
             sa.select(sa.literal(1))
@@ -81,3 +87,17 @@ class MembershipRepository(TenantRepository[Membership]):
             )
         )
         return (await self.session.execute(stmt)).first() is not None
+
+    async def unassign_tasks(self, user_id: uuid.UUID) -> None:
+        """Clear a leaving member from the tenant's tasks, before their membership goes.
+
+        The assignee foreign key used to do this (ON DELETE SET NULL); Citus refuses that
+        on a key that includes the distribution column, so removal does it here, in the
+        same transaction, and the foreign key refuses a membership still assigned.
+        """
+        await self.session.execute(
+            sa.update(Task)
+            .where(col(Task.tenant_id) == self.tenant_id, col(Task.assignee_id) == user_id)
+            .values(assignee_id=None, updated_at=sa.func.now())
+            .execution_options(synchronize_session=False)
+        )

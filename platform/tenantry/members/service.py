@@ -8,14 +8,12 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
-from tenantry.auth.dependencies import user_id_of
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.models import Membership, Role
-from tenantry.tasks.repository import TaskRepository
 
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
 
@@ -85,7 +83,7 @@ class MemberService:
         if role is Role.OWNER and owners == [user_id]:
             raise LastOwner("The last owner cannot leave or be removed; make someone else owner")
         # In this transaction, before the membership goes (the foreign key would refuse).
-        await TaskRepository(session, repository.tenant_id).unassign(user_id)
+        await repository.unassign_tasks(user_id)
         await repository.delete(membership)
         await session.flush()
         audit.record(
@@ -108,6 +106,25 @@ class MemberService:
         if row is None:
             raise MemberNotFound()
         return MemberRead.model_validate(row)
+
+    # For the domains that need memberships of a tenant their caller may not act in
+    # yet (tasks' assignees, invitations, a new tenant's owner).
+
+    async def is_member(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> bool:
+        return await MembershipRepository(session, tenant_id).is_member(user_id)
+
+    async def has_member_with_email(
+        self, session: AsyncSession, tenant_id: uuid.UUID, email: str
+    ) -> bool:
+        return await MembershipRepository(session, tenant_id).member_with_email(email)
+
+    def add(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
+    ) -> Membership:
+        membership = Membership(tenant_id=tenant_id, user_id=user_id, role=role)
+        return MembershipRepository(session, tenant_id).add(membership)
 
 
 member = MemberService()

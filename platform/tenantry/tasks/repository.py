@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
-from tenantry.models import Membership, Project, Task
+from tenantry.models import Project, Task
 from tenantry.tasks.schemas import TaskListQuery, TaskSort
 
 COLUMNS = (
@@ -69,18 +69,6 @@ class TaskRepository(TenantRepository[Task]):
             )
         return await fetch_page(self.session, stmt, SORTS[query.sort], query, result="mappings")
 
-    async def project_exists(self, project_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Project.tenant_id) == self.tenant_id, col(Project.id) == project_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
-
-    async def is_member(self, user_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
-
     def stream_statement(self) -> RowSelect:
         """Every task of the tenant with its project's name, in a stable order."""
         return (
@@ -94,18 +82,4 @@ class TaskRepository(TenantRepository[Task]):
             )
             .where(col(Task.tenant_id) == self.tenant_id)
             .order_by(col(Task.created_at), col(Task.id))
-        )
-
-    async def unassign(self, user_id: uuid.UUID) -> None:
-        """Clear a leaving member from the tenant's tasks, before their membership goes.
-
-        The assignee foreign key used to do this (ON DELETE SET NULL); Citus refuses that
-        on a key that includes the distribution column, so the members service does it in
-        the same transaction instead.
-        """
-        await self.session.execute(
-            sa.update(Task)
-            .where(col(Task.tenant_id) == self.tenant_id, col(Task.assignee_id) == user_id)
-            .values(assignee_id=None, updated_at=sa.func.now())
-            .execution_options(synchronize_session=False)
         )
