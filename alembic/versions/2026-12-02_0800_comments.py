@@ -1,7 +1,7 @@
 """Comments on tasks: keyed (tenant_id, id), forced RLS, gone with their task.
 
-Revision ID: 0007_comments
-Revises: 0006_set_app_context
+Revision ID: 0008_comments
+Revises: 0007_refresh_grace_outbox_scrub
 Create Date: 2026-12-02 08:00:00.000000+00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from tenantry.migrations import disable_tenant_rls, enable_tenant_rls
 
-revision: str = "0007_comments"
-down_revision: str | None = "0006_set_app_context"
+revision: str = "0008_comments"
+down_revision: str | None = "0007_refresh_grace_outbox_scrub"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
