@@ -1,4 +1,4 @@
-"""Migration 0008 (keys (tenant_id, id)) runs in place on a database with rows in it,
+"""Migration 0009 (keys (tenant_id, id)) runs in place on a database with rows in it,
 keeps every row and every reference, and goes back down cleanly."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tenantry import embedded
 from tenantry.cli import find_alembic_ini
 from tests.fixtures import services as fixtures
 
-BEFORE = "0007_refresh_grace_outbox_scrub"
-AFTER = "0008_tenant_keys"
+BEFORE = "0008_comments"
+AFTER = "0009_tenant_keys"
 
 
 def _config(url: str) -> Config:
@@ -72,11 +72,20 @@ async def _seed(admin_dsn: str, database: str) -> None:
         await conn.execute(
             "INSERT INTO projects (id, tenant_id, name) VALUES ($1, $2, 'P')", project, tenant
         )
+        task = uuid.uuid4()
         await conn.execute(
             "INSERT INTO tasks (id, tenant_id, project_id, title, status, priority, assignee_id)"
-            " VALUES (gen_random_uuid(), $1, $2, 'T', 'todo', 2, $3)",
+            " VALUES ($1, $2, $3, 'T', 'todo', 2, $4)",
+            task,
             tenant,
             project,
+            user,
+        )
+        await conn.execute(
+            "INSERT INTO comments (id, tenant_id, task_id, author_id, body)"
+            " VALUES (gen_random_uuid(), $1, $2, $3, 'c')",
+            tenant,
+            task,
             user,
         )
         await conn.execute(

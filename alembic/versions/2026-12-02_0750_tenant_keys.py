@@ -7,7 +7,8 @@ is an ordinary migration on a single PostgreSQL too:
 
 - every tenant table's primary key becomes (tenant_id, id) — report_chunks
   (tenant_id, report_id, seq); api_usage_daily already is (tenant_id, day);
-- report_chunks → reports becomes composite (tenant_id, report_id);
+- report_chunks → reports becomes composite (tenant_id, report_id), and so does
+  comments → tasks (tenant_id, task_id);
 - tasks → projects now references the primary key (the extra unique goes);
 - tasks → memberships (assignee) loses `SET NULL (assignee_id)`: removing a member
   unassigns their tasks in the members service, in the same transaction;
@@ -18,8 +19,8 @@ is an ordinary migration on a single PostgreSQL too:
 No global table has a foreign key to a tenant table (tests/test_schema_citus.py keeps
 it so).
 
-Revision ID: 0008_tenant_keys
-Revises: 0007_refresh_grace_outbox_scrub
+Revision ID: 0009_tenant_keys
+Revises: 0008_comments
 Create Date: 2026-12-02 07:50:00.000000+00:00
 """
 
@@ -27,8 +28,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008_tenant_keys"
-down_revision: str | None = "0007_refresh_grace_outbox_scrub"
+revision: str = "0009_tenant_keys"
+down_revision: str | None = "0008_comments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -41,6 +42,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE tasks DROP CONSTRAINT fk_tasks_project")
     op.execute("ALTER TABLE tasks DROP CONSTRAINT fk_tasks_assignee_membership")
     op.execute("ALTER TABLE report_chunks DROP CONSTRAINT fk_report_chunks_report_id_reports")
+    op.execute("ALTER TABLE comments DROP CONSTRAINT fk_comments_task_id_tasks")
 
     for table in _BY_ID:
         op.execute(
@@ -71,9 +73,14 @@ def upgrade() -> None:
         "ALTER TABLE report_chunks ADD CONSTRAINT fk_report_chunks_report"
         " FOREIGN KEY (tenant_id, report_id) REFERENCES reports (tenant_id, id) ON DELETE CASCADE"
     )
+    op.execute(
+        "ALTER TABLE comments ADD CONSTRAINT fk_comments_task"
+        " FOREIGN KEY (tenant_id, task_id) REFERENCES tasks (tenant_id, id) ON DELETE CASCADE"
+    )
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE comments DROP CONSTRAINT fk_comments_task")
     op.execute("ALTER TABLE report_chunks DROP CONSTRAINT fk_report_chunks_report")
     op.execute("ALTER TABLE tasks DROP CONSTRAINT fk_tasks_assignee_membership")
     op.execute("ALTER TABLE tasks DROP CONSTRAINT fk_tasks_project")
@@ -103,6 +110,10 @@ def downgrade() -> None:
         "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_assignee_membership"
         " FOREIGN KEY (tenant_id, assignee_id) REFERENCES memberships (tenant_id, user_id)"
         " ON DELETE SET NULL (assignee_id)"
+    )
+    op.execute(
+        "ALTER TABLE comments ADD CONSTRAINT fk_comments_task_id_tasks"
+        " FOREIGN KEY (task_id) REFERENCES tasks (id) ON DELETE CASCADE"
     )
     op.execute(
         "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_project FOREIGN KEY (tenant_id, project_id)"

@@ -11,14 +11,20 @@ from tenantry.models.base import TenantScoped, Timestamped
 class Comment(TenantScoped, Timestamped, table=True):
     """A remark on a task, by its author; it goes with the task (FK cascade).
 
-    Keyed `(tenant_id, id)` for Citus. `tasks` has no `(tenant_id, id)` key yet, so the
-    task reference is a plain foreign key; the service checks the task is the tenant's.
+    Keyed `(tenant_id, id)` for Citus, and the task reference is composite,
+    `(tenant_id, task_id) → tasks (tenant_id, id)`, so a comment can only ever point at a
+    task of its own tenant.
     """
 
     __tablename__ = "comments"
     __table_args__ = (
         sa.PrimaryKeyConstraint("tenant_id", "id"),
-        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "task_id"],
+            ["tasks.tenant_id", "tasks.id"],
+            name="fk_comments_task",
+            ondelete="CASCADE",
+        ),
         sa.CheckConstraint("char_length(body) BETWEEN 1 AND 10000", name="body_length"),
         # The list: one task's comments, oldest first.
         sa.Index("ix_comments_task_created", "tenant_id", "task_id", "created_at", "id"),
