@@ -18,7 +18,6 @@ class Comment(TenantScoped, Timestamped, table=True):
 
     __tablename__ = "comments"
     __table_args__ = (
-        sa.PrimaryKeyConstraint("tenant_id", "id"),
         sa.ForeignKeyConstraint(
             ["tenant_id", "task_id"],
             ["tasks.tenant_id", "tasks.id"],
@@ -30,7 +29,8 @@ class Comment(TenantScoped, Timestamped, table=True):
         sa.Index("ix_comments_task_created", "tenant_id", "task_id", "created_at", "id"),
     )
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    # With TenantScoped's tenant_id: the key (tenant_id, id).
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     task_id: uuid.UUID
     author_id: uuid.UUID = Field(foreign_key="users.id")
     body: str = Field(sa_type=sa.Text)
