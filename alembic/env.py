@@ -55,8 +55,8 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
         grant_app_role(connection, _app_role())
         # On a Citus coordinator: distribute what the migrations created (else a no-op).
-        for table in distribute(connection, target_metadata):
-            print(f"citus: distributed {table}")
+        for change in distribute(connection, target_metadata):
+            print(f"citus: {change}")
 
 
 async def run_migrations_online() -> None:

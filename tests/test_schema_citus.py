@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantry.citus import distribution_plan
+from tenantry.citus import distribute, distribution_plan, has_citus
 from tenantry.models import GLOBAL_TABLES, metadata
 
 _CONSTRAINTS = sa.text(
@@ -125,3 +125,10 @@ def test_the_distribution_plan_is_derived_from_the_models(tenant_tables: set[str
         for fk in table.foreign_keys:
             if fk.column.table.name != table.name:
                 assert order.index(fk.column.table.name) < order.index(table.name)
+
+
+async def test_distribution_does_nothing_on_a_single_postgresql(owner_engine: AsyncEngine) -> None:
+    async with owner_engine.connect() as conn:
+        if await conn.run_sync(has_citus):
+            pytest.skip("a Citus database: the CI job checks distribution there")
+        assert await conn.run_sync(distribute, metadata) == []

@@ -41,7 +41,7 @@ def has_citus(connection: Connection) -> bool:
 
 
 def distribute(connection: Connection, metadata: sa.MetaData) -> list[str]:
-    """Distribute what is not yet distributed; the tables it changed, in order.
+    """Distribute what is not yet distributed; what it did to which table, in order.
 
     Runs in the caller's transaction. `citus.enable_local_reference_table_foreign_keys`
     is turned off for it: otherwise making `tenants` a reference table would first turn
@@ -61,7 +61,7 @@ def distribute(connection: Connection, metadata: sa.MetaData) -> list[str]:
     for name in plan.reference:
         if name not in done:
             connection.execute(sa.text("SELECT create_reference_table(:t)"), {"t": name})
-            changed.append(name)
+            changed.append(f"{name}: reference table")
     anchor = plan.distributed[0] if plan.distributed else None
     for name in plan.distributed:
         if name in done:
@@ -71,5 +71,5 @@ def distribute(connection: Connection, metadata: sa.MetaData) -> list[str]:
             sa.text("SELECT create_distributed_table(:t, :column, colocate_with => :with)"),
             {"t": name, "column": DISTRIBUTION_COLUMN, "with": colocate},
         )
-        changed.append(name)
+        changed.append(f"{name}: distributed by {DISTRIBUTION_COLUMN}, colocated with {anchor}")
     return changed

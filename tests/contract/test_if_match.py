@@ -58,7 +58,7 @@ def _assert_412(response: httpx.Response) -> None:
 
 async def _stored(db: Database, tenant: Tenant, target: Target) -> Any:
     async with db.session_scope(tenant.id) as session:
-        return await session.get(target.model, target.id)
+        return await session.get(target.model, {"tenant_id": tenant.id, "id": target.id})
 
 
 def _label(target: Target, row: Any) -> str:
