@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from tenantry.config import Settings
 from tenantry.main import create_app
+from tenantry.observability import probe as worker_probe
 from tests.deploy import manifests as m
 
 CASES: dict[str, dict[str, Any]] = {
@@ -259,11 +260,14 @@ class TestProbes:
                 argv = spec["exec"]["command"]
                 assert argv[0] == m.image_entrypoint()[0]
                 assert m.parse_cli(argv[1:]) == {"check": True}
-                assert spec["timeoutSeconds"] >= 3  # it starts a Python process
+                # It starts a small Python process that waits up to worker_probe.TIMEOUT.
+                assert spec["timeoutSeconds"] > worker_probe.TIMEOUT
             else:
                 # The worker's metrics server: GET /health next to /metrics.
                 assert spec["httpGet"] == {"path": "/health", "port": "metrics"}
                 assert ports["metrics"] == VALUES["worker"]["metricsPort"]
+                # /health bounds its Redis ping to 2 s.
+                assert spec["timeoutSeconds"] > 2
 
     def test_exec_probe_is_what_ci_exercises(self) -> None:
         objects = rendered(FULL)[0]
