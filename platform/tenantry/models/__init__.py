@@ -19,6 +19,14 @@ from tenantry.models.report import (
 from tenantry.models.task import Task, TaskStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
+from tenantry.models.webhook import (
+    DeliveryStatus,
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "GLOBAL_TABLES",
@@ -26,7 +34,9 @@ __all__ = [
     "ApiUsageDaily",
     "AuditEvent",
     "AuthSession",
+    "DeliveryStatus",
     "EmailOutbox",
+    "EndpointStatus",
     "IDModel",
     "Invitation",
     "InvitationStatus",
@@ -47,5 +57,9 @@ __all__ = [
     "TenantStatus",
     "Timestamped",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "metadata",
 ]
