@@ -18,7 +18,8 @@ from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.observability.metrics import init_known_series
 from tenantry.observability.worker import MetricsServer, instrument_job
 from tenantry.redis_client import create_redis
-from workers import emails, reports, system, tenants, usage
+from tenantry.webhooks.delivery import close_client as close_webhook_client
+from workers import emails, reports, system, tenants, usage, webhooks
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -45,6 +46,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await close_webhook_client()
     if "metrics_server" in ctx:
         await ctx["metrics_server"].stop()
     await ctx["app_redis"].aclose()
@@ -67,6 +69,14 @@ def _functions() -> list[Function | WorkerCoroutine]:
         # A send is bounded by 2 × SMTP_TIMEOUT (20 s by default); the row's claim lease
         # (EMAIL_CLAIM_LEASE_SECONDS) outlasts this timeout.
         func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=30, max_tries=3, keep_result=60),
+        # Bounded by its drain budget and one attempt; keep_result=0 frees the id at once.
+        func(
+            webhooks.deliver,
+            name=Job.DELIVER_WEBHOOKS.value,
+            timeout=webhooks.job_timeout(get_settings().webhook_timeout_seconds),
+            max_tries=3,
+            keep_result=0,
+        ),
         # keep_result=0 frees the job id at once, so the relay can enqueue it again.
         func(
             tenants.purge,
@@ -98,6 +108,19 @@ def cron_jobs() -> list[CronJob]:
             run_at_startup=True,
             timeout=10,
             max_tries=1,
+        ),
+        cron(
+            webhooks.relay,
+            name="webhooks.relay",
+            second=set(
+                range(0, 60, max(1, min(60, get_settings().webhook_relay_interval_seconds)))
+            ),
+            run_at_startup=True,
+            timeout=10,
+            max_tries=1,
+        ),
+        cron(
+            webhooks.prune, name="webhooks.prune", minute={17}, second={30}, timeout=50, max_tries=1
         ),
         cron(
             tenants.relay_purges,

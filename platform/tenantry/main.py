@@ -49,6 +49,7 @@ def api_routers() -> list[APIRouter]:
     from tenantry.tasks.endpoints import router as tasks_router
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
+    from tenantry.webhooks.endpoints import router as webhooks_router
 
     return [
         tasks_router,
@@ -62,6 +63,7 @@ def api_routers() -> list[APIRouter]:
         api_keys_router,
         reports_router,
         audit_router,
+        webhooks_router,
         admin_router,
     ]
 
