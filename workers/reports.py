@@ -23,9 +23,11 @@ from tenantry.models import Report, ReportStatus, User
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.reports import builders
+from tenantry.reports.schemas import ReportRead
 from tenantry.reports.service import report_job_id
 from tenantry.reports.storage import storage
 from tenantry.usage import flush as flush_usage
+from tenantry.webhooks import events as webhook_events
 from workers.context import ctx_settings, unit_of_work
 from workers.retry import is_transient, retry_later
 
@@ -79,6 +81,10 @@ async def _render(ctx: dict[str, Any], rid: uuid.UUID, tid: uuid.UUID) -> str:
         report.finished_at = datetime.now(UTC)
         report.size_bytes = size
         report.row_count = counter.rows
+        await session.flush()
+        await webhook_events.emit(
+            session, tid, "report.succeeded", ReportRead.model_validate(report)
+        )
         if report.requested_by is not None:
             user = await session.get(User, report.requested_by)
             if user is not None:
@@ -101,6 +107,11 @@ async def _fail(ctx: dict[str, Any], rid: uuid.UUID, tid: uuid.UUID) -> None:
             .where(col(Report.id) == rid)
             .values(status=ReportStatus.FAILED, error=_SAFE_ERROR, finished_at=datetime.now(UTC))
         )
+        report = await session.get(Report, rid, populate_existing=True)
+        if report is not None:
+            await webhook_events.emit(
+                session, tid, "report.failed", ReportRead.model_validate(report)
+            )
 
 
 # Queued this long without starting, or running past the job timeout, means the job

@@ -25,12 +25,14 @@ from tenantry.invitations.repository import InvitationRepository, find_by_token_
 from tenantry.invitations.schemas import InvitationAccept, InvitationCreate, InvitationRead
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
+from tenantry.members.schemas import MemberRead
 from tenantry.models import Invitation, InvitationStatus, Membership, Role, TenantStatus, User
 from tenantry.models.base import utcnow
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.tenants.repository import TenantsRepository
 from tenantry.tenants.schemas import TenantRead, TenantWithRole
+from tenantry.webhooks import events as webhook_events
 
 INVITATION_TTL = timedelta(days=7)
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
@@ -123,7 +125,9 @@ class InvitationService:
             target_id=invitation.id,
             data={"email": email, "role": data.role.value},
         )
-        return _read(invitation)
+        created = _read(invitation)
+        await webhook_events.emit(session, tenant_id, "invitation.created", created)
+        return created
 
     async def list(
         self,
@@ -207,6 +211,12 @@ class InvitationService:
             target_id=invitation.id,
             data={"email": invitation.email, "role": role.value},
         )
+        await webhook_events.emit(session, tenant_id, "invitation.accepted", _read(invitation))
+        joined = await members.member_row(user_id)
+        if joined is not None:
+            await webhook_events.emit(
+                session, tenant_id, "member.added", MemberRead.model_validate(joined)
+            )
         return TenantWithRole(**TenantRead.model_validate(tenant).model_dump(), role=role)
 
 

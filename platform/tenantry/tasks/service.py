@@ -28,6 +28,7 @@ from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.tasks.repository import TaskFilters, TaskRepository
 from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
+from tenantry.webhooks import events as webhook_events
 
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = (
@@ -85,6 +86,9 @@ class TaskService:
             target_type="task",
             target_id=task.id,
             data={"project_id": str(project_id), "title": task.title},
+        )
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.created", TaskRead.model_validate(task)
         )
         return task
 
@@ -161,6 +165,9 @@ class TaskService:
                 target_id=task.id,
                 data={"fields": sorted(changes)},
             )
+            await webhook_events.emit(
+                session, repo.tenant_id, "task.updated", TaskRead.model_validate(task)
+            )
         return task
 
     async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
@@ -178,6 +185,7 @@ class TaskService:
             target_id=id,
             data={"project_id": str(task.project_id), "title": task.title},
         )
+        await webhook_events.emit(session, repo.tenant_id, "task.deleted", {"id": str(id)})
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:
         """The tenant's tasks as CSV, streamed from a server-side cursor.
