@@ -6,7 +6,7 @@
 Interleaves, on one connection each, N times:
   - the credential check: `session_principal()` as the app role (sets app.user_id,
     memberships under RLS) against the same SELECT as the superuser (RLS bypassed);
-  - a first page of tasks in a transaction: BEGIN, set_config, the list query, COMMIT as
+  - a first page of tasks in a transaction: BEGIN, set_app_context, the list query, COMMIT as
     the app role, against BEGIN, the list query, COMMIT as the superuser.
 Prints the wall-clock median and p99 of each and the difference of the medians: the
 RLS overhead per request (issue #5 asks for RLS plus rate limiting within 0.5 ms;
@@ -45,7 +45,7 @@ SELECT id, project_id, title, description, status, priority, assignee_id, due_da
 FROM tasks WHERE tenant_id = $1 AND project_id = $2
 ORDER BY created_at DESC, id DESC LIMIT 21
 """
-CONTEXT = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', '', true)"
+CONTEXT = "SELECT set_app_context($1, '')"
 
 
 def targets(database: str) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]]:
@@ -77,7 +77,8 @@ async def main() -> None:
 
     async def principal_rls(row: Any) -> None:
         tenant, _, session, user = row
-        await app.fetchrow("SELECT * FROM session_principal($1, $2, $3)", session, user, tenant)
+        async with app.transaction(readonly=True):  # as Database.fetch_one runs it
+            await app.fetchrow("SELECT * FROM session_principal($1, $2, $3)", session, user, tenant)
 
     async def principal_bypass(row: Any) -> None:
         tenant, _, session, user = row

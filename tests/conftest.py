@@ -9,6 +9,7 @@ os.environ["QUEUE_NAME"] = f"tenantry:test:{uuid.uuid4().hex[:10]}"
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.database",
+    "tests.fixtures.actors",
     "tests.fixtures.app",
     "tests.fixtures.worker",
     "tests.fixtures.smtp",

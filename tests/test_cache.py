@@ -30,16 +30,6 @@ def _count(name: str, result: str) -> float:
     return CACHE_REQUESTS.labels(name, result)._value.get()
 
 
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
 class TestCachedReads:
     async def test_second_read_is_a_hit_under_the_tenant_prefix(
         self,

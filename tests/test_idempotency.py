@@ -56,16 +56,6 @@ async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
 def _keyed(actor: Actor, key: str) -> dict[str, str]:
     return {**actor.headers, "Idempotency-Key": key}
 

@@ -125,11 +125,6 @@ def api_with(test_services: Services, db: Database, redis: ArqRedis) -> ApiFacto
 
 
 @pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
 async def actor(db: Database, test_services: Services, tenant: Tenant) -> Actor:
     return await make_actor(db, test_services.settings(), tenant=tenant)
 

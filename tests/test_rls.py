@@ -24,7 +24,7 @@ from tests.fixtures.tenant_data import make_project
 
 pytestmark = pytest.mark.committed
 
-SCOPE = "SELECT set_config('app.tenant_id', $1, true)"
+SCOPE = "SELECT set_app_context($1)"
 
 
 def _dsn(settings: Settings) -> str:
@@ -159,7 +159,7 @@ class TestMembershipLookupArm:
             )
         async with conn.transaction():
             await conn.execute(
-                "SELECT set_config('app.user_id', $1, true)", str(two_tenants["user_a"])
+                "SELECT set_app_context(p_user_id => $1)", str(two_tenants["user_a"])
             )
             rows = await conn.fetch("SELECT tenant_id, user_id FROM memberships")
         assert {r["tenant_id"] for r in rows} == {two_tenants["a"], tenant_b}
@@ -179,7 +179,7 @@ class TestMembershipLookupArm:
             )
         async with conn.transaction():
             await conn.execute(
-                "SELECT set_config('app.user_id', $1, true)", str(two_tenants["user_a"])
+                "SELECT set_app_context(p_user_id => $1)", str(two_tenants["user_a"])
             )
             result = await conn.execute(
                 "UPDATE memberships SET role = 'owner' WHERE user_id = $1", two_tenants["user_a"]
@@ -265,7 +265,7 @@ async def test_set_tenant_context_scopes_orm_session(db: Database, two_tenants: 
 async def test_context_scopes_every_transaction_of_the_session(
     db: Database, two_tenants: dict
 ) -> None:
-    # set_config(…, true) ends with its transaction; the session re-applies its context
+    # SET LOCAL ends with its transaction; the session re-applies its context
     # to the next one, so a commit in the middle of a unit of work cannot unscope it.
     async with db.sessionmaker() as session:
         await set_tenant_context(session, two_tenants["a"])
@@ -307,7 +307,7 @@ class TestSessionPrincipal:
         self, conn: asyncpg.Connection, two_tenants: dict
     ) -> None:
         async with conn.transaction():
-            await conn.execute("SELECT set_config('app.user_id', '', true)")
+            await conn.execute("SELECT set_app_context(p_user_id => '')")
             await conn.fetch(
                 "SELECT * FROM session_principal($1, $2, $3)",
                 uuid.uuid4(),

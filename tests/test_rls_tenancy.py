@@ -20,9 +20,10 @@ from tests.fixtures.tenancy import make_api_key, make_invitation
 
 pytestmark = pytest.mark.committed
 
+# The lookup setting of each table's arm, as named by set_app_context()'s parameter.
 ARMS = {
-    "invitations": ("app.invitation_token_hash", "token_hash"),
-    "api_keys": ("app.api_key_hash", "key_hash"),
+    "invitations": ("p_invitation_token_hash", "token_hash"),
+    "api_keys": ("p_api_key_hash", "key_hash"),
 }
 
 
@@ -49,12 +50,8 @@ async def rows(db: Database, settings: Settings) -> dict[str, dict[str, str]]:
 
 
 async def _scoped(conn: asyncpg.Connection, setting: str, value: str, tenant: str = "") -> None:
-    await conn.execute(
-        "SELECT set_config($1, $2, true), set_config('app.tenant_id', $3, true)",
-        setting,
-        value,
-        tenant,
-    )
+    # `setting` is one of ARMS' parameter names, never input.
+    await conn.execute(f"SELECT set_app_context(p_tenant_id => $2, {setting} => $1)", value, tenant)
 
 
 @pytest.mark.parametrize("table", sorted(ARMS))

@@ -5,22 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict
+from typing import Any
 
-from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.jobs import send_jobs, take_jobs
-
-
-class JobContext(TypedDict, total=False):
-    redis: ArqRedis
-    settings: Settings
-    db: Database
-    job_id: str
-    job_try: int
 
 
 def ctx_db(ctx: dict[str, Any]) -> Database:

@@ -125,9 +125,7 @@ async def relay(ctx: dict[str, Any]) -> int:
     async with unit_of_work(ctx) as session:
         # The relay spans tenants: the reports policy has one narrow, read-only arm for
         # it, showing only in-flight rows while `app.maintenance` names this job.
-        await session.execute(
-            sa.text("SELECT set_config('app.maintenance', 'reports-relay', true)")
-        )
+        await session.execute(sa.text("SELECT set_app_context(p_maintenance => 'reports-relay')"))
         rows = (
             await session.execute(
                 sa.text(

@@ -22,12 +22,14 @@ from sqlalchemy.util import greenlet_spawn
 
 from tenantry.config import Settings
 
-# One statement sets every RLS input for the current transaction only (is_local=true),
-# so a pooled connection never carries one request's tenant into the next. It also
-# closes the API-key lookup arm, which only the key's own lookup may open.
+# One statement sets every RLS input for the current transaction only, so a pooled
+# connection never carries one request's tenant into the next. It also closes the
+# lookup arms (API key, invitation token, maintenance), which only their own lookups
+# open. `set_app_context()` (a migration) issues `SET LOCAL`, which Citus forwards to its
+# workers and the set_config function is not; never set an RLS input any other way.
 _SET_CONTEXT = (
-    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true),"
-    " set_config('app.api_key_hash', '', true)"
+    "SELECT set_app_context($1, $2, p_api_key_hash => '', p_invitation_token_hash => '',"
+    " p_maintenance => '')"
 )
 _CONTEXT = "rls_context"
 # How asyncpg reports a connection that is gone: the server closed it (restart,
@@ -153,8 +155,10 @@ class Database:
         """One read-only statement on a pooled connection, straight through asyncpg.
 
         For the credential check every request makes: through the ORM its four round
-        trips cost more CPU than the rest of a cached read. The statement runs in its
-        own implicit transaction, so it sees no RLS context but what it sets itself.
+        trips cost more CPU than the rest of a cached read. The statement runs in an
+        explicit transaction of its own (BEGIN … COMMIT), so it sees no RLS context but
+        what it sets itself, and a context it sets with `SET LOCAL` reaches Citus's
+        workers (an autocommit statement's would not).
 
         A pooled connection found dead (the database restarted, a proxy dropped it) is
         invalidated and the read, having changed nothing, moves on to the next one, until
@@ -169,7 +173,9 @@ class Database:
             # SQLAlchemy's pool does only inside its greenlet bridge.
             pooled = await self.engine.raw_connection()
             try:
-                record = await pooled.driver_connection.fetchrow(query, *args)  # type: ignore[union-attr]
+                connection: asyncpg.Connection = pooled.driver_connection
+                async with connection.transaction(readonly=True):
+                    record = await connection.fetchrow(query, *args)
             except BaseException as exc:
                 if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _CONNECTION_LOST):
                     raise  # the statement failed; the connection is fine

@@ -15,10 +15,12 @@ from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
+from tenantry.kit.openapi import declares
 
 _UNIT_OF_WORK = "tenantry.unit_of_work"
 
 
+@declares(503)  # the database may be down or too slow: 503 with Retry-After
 async def get_session(request: Request) -> AsyncSession:
     """The request's unit of work: one session, ended by `UnitOfWorkRoute`.
 

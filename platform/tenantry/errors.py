@@ -85,9 +85,12 @@ class Gone(AppError):
     code = "gone"
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload-too-large"
+class PreconditionFailed(AppError):
+    """`If-Match` names no current version of the object: nothing was changed."""
+
+    status = 412
+    code = "precondition-failed"
+    title = "Precondition failed"
 
 
 class Unprocessable(AppError):

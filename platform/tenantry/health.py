@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from tenantry.db import Database
 from tenantry.deps import UnitOfWorkRoute
@@ -19,9 +20,24 @@ router = APIRouter(tags=["health"], route_class=UnitOfWorkRoute)
 _CHECK_TIMEOUT = 2.0
 
 
+class Liveness(BaseModel):
+    status: str
+
+
+class Check(BaseModel):
+    status: str
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Check]
+
+
 # HEAD too: uptime checkers and load balancers often probe with it.
 @router.head("/health", include_in_schema=False)
-@router.get("/health", operation_id="health-live")
+@router.get("/health", operation_id="get_liveness", response_model=Liveness)
 async def live() -> dict[str, str]:
     """Liveness: the process serves HTTP. Never touches a dependency, so a database
     outage does not make Kubernetes restart healthy pods."""
@@ -58,7 +74,12 @@ async def check_readiness(db: Database, redis: Any) -> dict[str, dict[str, Any]]
 
 
 @router.head("/health/ready", include_in_schema=False)
-@router.get("/health/ready", operation_id="health-ready")
+@router.get(
+    "/health/ready",
+    operation_id="get_readiness",
+    response_model=Readiness,
+    responses={503: {"description": "PostgreSQL or Redis is unreachable; `detail` says which"}},
+)
 async def ready(request: Request) -> JSONResponse:
     """Readiness: PostgreSQL and Redis answer; 503 names the failing check."""
     checks = await check_readiness(request.app.state.db, request.app.state.redis)
@@ -73,7 +94,7 @@ async def ready(request: Request) -> JSONResponse:
             "title": "Service Unavailable",
             "status": 503,
             "detail": "Not ready: " + ", ".join(failing),
-            **body,
+            "checks": checks,
         },
         status_code=503,
         media_type="application/problem+json",

@@ -9,25 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
 
 from tenantry import __version__, cache, health
 from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
+from tenantry.kit import openapi
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.observability import http as http_metrics
 from tenantry.observability.multiprocess import mark_process_dead
 from tenantry.observability.sentry import init_sentry
 from tenantry.redis_client import create_redis
-
-
-def _operation_id(route: APIRoute) -> str:
-    """`projects-list`, not `list_projects_api_v1_projects_get`, in generated clients."""
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}".replace("_", "-")
 
 
 def api_routers() -> list[APIRouter]:
@@ -115,7 +109,7 @@ def create_app(
         openapi_url="/api/openapi.json" if show_docs else None,
         docs_url="/api/docs" if show_docs else None,
         redoc_url=None,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
 
@@ -148,4 +142,5 @@ def create_app(
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    openapi.install(app)
     return app

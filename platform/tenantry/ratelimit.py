@@ -36,6 +36,7 @@ from starlette.types import Scope
 from tenantry import cache, usage
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable, TooManyRequests
+from tenantry.kit.openapi import declares
 from tenantry.models import Plan
 from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN, series
 
@@ -413,6 +414,7 @@ async def _form_username(request: Request) -> str:
     return value.strip().casefold()[:320] if isinstance(value, str) else ""
 
 
+@declares(429, 503)  # fails closed: 503 when Redis cannot decide
 async def login_rate_limit(request: Request) -> None:
     """Per client IP and username, and per client IP across usernames."""
     settings: Settings = request.app.state.settings
@@ -434,6 +436,7 @@ async def login_rate_limit(request: Request) -> None:
     await _enforce_closed(request, "login", buckets, "login attempts")
 
 
+@declares(429, 503)  # fails closed: 503 when Redis cannot decide
 async def signup_rate_limit(request: Request) -> None:
     """Sign-ups per client IP."""
     settings: Settings = request.app.state.settings
@@ -442,6 +445,7 @@ async def signup_rate_limit(request: Request) -> None:
         await _enforce_closed(request, "signup", [bucket], "sign-ups")
 
 
+@declares(429, 503)  # fails closed: 503 when Redis cannot decide
 async def password_reset_rate_limit(request: Request) -> None:
     """Password-reset requests per client IP."""
     settings: Settings = request.app.state.settings

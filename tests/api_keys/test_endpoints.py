@@ -12,12 +12,7 @@ from tenantry.auth.api_key import is_well_formed
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import ApiKey, AuditEvent, Role, Tenant
-from tests.fixtures.factories import Actor, make_actor, make_tenant
-
-
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
+from tests.fixtures.factories import Actor, make_actor
 
 
 @pytest.fixture

@@ -8,18 +8,8 @@ import pytest
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import Role, Tenant
-from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tests.fixtures.factories import Actor, make_actor
 from tests.fixtures.tenancy import make_invitation
-
-
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
 
 
 class TestAuditTrail:

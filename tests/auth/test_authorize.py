@@ -64,11 +64,6 @@ async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
 class TestCredentials:
     async def test_missing_is_401_with_challenge(self, api: httpx.AsyncClient) -> None:
         response = await api.get("/probe/read")

@@ -25,11 +25,6 @@ async def tenant(db: Database) -> Tenant:
 
 
 @pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
-@pytest.fixture
 async def admin(db: Database, settings: Settings, tenant: Tenant) -> Actor:
     return await make_actor(db, settings, tenant=tenant, role=Role.ADMIN)
 

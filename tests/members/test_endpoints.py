@@ -27,11 +27,6 @@ async def _actions(db: Database, tenant: Tenant) -> list[str]:
 
 
 @pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
 async def team(db: Database, settings: Settings, tenant: Tenant) -> dict[Role, Actor]:
     return {role: await make_actor(db, settings, tenant=tenant, role=role) for role in Role}
 

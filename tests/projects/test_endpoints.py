@@ -17,16 +17,6 @@ from tests.fixtures.tenant_data import make_project, make_tasks
 API = "/api/v1/projects"
 
 
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
 async def _audit_actions(db: Database, tenant: Tenant) -> list[str]:
     async with db.session_scope(tenant.id) as session:
         rows = await session.execute(

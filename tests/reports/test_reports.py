@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -22,16 +23,6 @@ from tests.fixtures.worker import RunWorker
 
 TODAY = datetime.now(UTC).date()
 RANGE = {"from": (TODAY - timedelta(days=2)).isoformat(), "to": TODAY.isoformat()}
-
-
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
 
 
 async def seed_events(db: Database, tenant: Tenant, count: int, *, when: datetime) -> None:
@@ -134,6 +125,37 @@ class TestRequest:
             assert response.status_code == 404
         missing = await client.get(f"/api/v1/reports/{uuid.uuid4()}", headers=owner.headers)
         assert missing.status_code == 404
+
+    @pytest.mark.parametrize(
+        "values",
+        [["nope", "x"], ["2026-12-02T05:37:16+00:00", "x"], [1, 2], ["a"], {"a": 1}],
+    )
+    async def test_tampered_cursor_is_422(
+        self, client: httpx.AsyncClient, owner: Actor, values: object
+    ) -> None:
+        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+        response = await client.get(
+            "/api/v1/reports", params={"cursor": cursor}, headers=owner.headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "query.cursor"
+
+    async def test_pages_newest_first(self, client: httpx.AsyncClient, owner: Actor) -> None:
+        for _ in range(3):
+            await client.post(
+                "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
+            )
+        first = await client.get("/api/v1/reports", params={"limit": 2}, headers=owner.headers)
+        rest = await client.get(
+            "/api/v1/reports",
+            params={"limit": 2, "cursor": first.json()["next_cursor"]},
+            headers=owner.headers,
+        )
+        items = first.json()["items"] + rest.json()["items"]
+        assert rest.json()["next_cursor"] is None
+        assert len({r["id"] for r in items}) == 3
+        stamps = [r["created_at"] for r in items]
+        assert stamps == sorted(stamps, reverse=True)
 
     async def test_list_is_tenant_scoped(
         self, client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings

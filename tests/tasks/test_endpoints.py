@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -17,16 +19,6 @@ from tests.fixtures.factories import Actor, make_actor, make_tenant, make_user
 from tests.fixtures.tenant_data import make_project, make_tasks
 
 SORTS = ["created_at", "-created_at", "due_date", "-due_date", "priority", "-priority"]
-
-
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
 
 
 @pytest.fixture
@@ -434,6 +426,32 @@ class TestListTasks:
             headers=owner.headers,
         )
         assert response.status_code == 422
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            ["-created_at", "2026-12-02T05:37:16.966493+00:00", {"a": 1}],
+            ["-created_at", "2026-12-02T05:37:16", str(uuid.uuid4())],
+            ["-created_at", "0001-01-01T00:00:00+05:00", str(uuid.uuid4())],
+            ["-created_at", None, str(uuid.uuid4())],
+            ["priority", 2**70, str(uuid.uuid4())],
+            ["priority", True, str(uuid.uuid4())],
+            ["priority", "2", str(uuid.uuid4())],
+            ["due_date", "2026-13-01", str(uuid.uuid4())],
+            ["due_date", ["2026-01-01"], str(uuid.uuid4())],
+            ["-created_at", "2026-12-02T05:37:16+00:00\u0000", str(uuid.uuid4())],
+        ],
+    )
+    async def test_tampered_cursor_is_422(
+        self, client: httpx.AsyncClient, owner: Actor, project: Project, values: list[Any]
+    ) -> None:
+        sort = values[0]
+        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+        response = await client.get(
+            _tasks_url(project), params={"sort": sort, "cursor": cursor}, headers=owner.headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "query.cursor"
 
     @pytest.mark.parametrize("sort", ["title", "created", "--priority", "id"])
     async def test_unknown_sort_is_422(

@@ -26,11 +26,6 @@ async def tenant(db: Database) -> Tenant:
     return await make_tenant(db, slug=f"acme-{uuid.uuid4().hex[:6]}")
 
 
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
-
-
 def _rows(response: httpx.Response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.text)))
 

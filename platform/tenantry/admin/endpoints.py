@@ -15,7 +15,10 @@ router = APIRouter(prefix="/admin", tags=["admin"], route_class=UnitOfWorkRoute)
 
 
 @router.get(
-    "/tenants", response_model=Page[AdminTenantRead], openapi_extra=AdminTenantQuery.openapi()
+    "/tenants",
+    response_model=Page[AdminTenantRead],
+    openapi_extra=AdminTenantQuery.openapi(),
+    operation_id="admin_list_tenants",
 )
 async def list_tenants(
     principal: Operator, session: SessionDep, request: Request
@@ -32,7 +35,9 @@ async def list_tenants(
     )
 
 
-@router.patch("/tenants/{tenant_id}", response_model=AdminTenantRead)
+@router.patch(
+    "/tenants/{tenant_id}", response_model=AdminTenantRead, operation_id="admin_update_tenant"
+)
 async def update_tenant(
     tenant_id: uuid.UUID, body: AdminTenantUpdate, principal: Operator, session: SessionDep
 ) -> Tenant:

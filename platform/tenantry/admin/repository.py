@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.models import Plan, Tenant, TenantStatus
+
+NEWEST_FIRST = by_created(col(Tenant.created_at), col(Tenant.id))
 
 
 class AdminTenantRepository:
@@ -41,15 +43,7 @@ class AdminTenantRepository:
             )
         if not include_deleted:
             stmt = stmt.where(col(Tenant.deleted_at).is_(None))
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(Tenant.created_at),
-            id=col(Tenant.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, stmt, NEWEST_FIRST, params)
 
     async def get_for_update(self, tenant_id: uuid.UUID) -> Tenant | None:
         stmt = (

@@ -6,10 +6,12 @@ from typing import Any
 
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import ApiKey
+
+NEWEST_FIRST = by_created(col(ApiKey.created_at), col(ApiKey.id))
 
 
 class ApiKeyRepository(TenantRepository[ApiKey]):
@@ -25,12 +27,4 @@ class ApiKeyRepository(TenantRepository[ApiKey]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def page(self, params: PageParams) -> tuple[Sequence[Any], str | None]:
-        return await fetch_page(
-            self.session,
-            self.select(),
-            created_at=col(ApiKey.created_at),
-            id=col(ApiKey.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, self.select(), NEWEST_FIRST, params)

@@ -11,7 +11,12 @@ from tenantry.kit.pagination import Page
 router = APIRouter(prefix="/audit-events", tags=["audit"], route_class=UnitOfWorkRoute)
 
 
-@router.get("", response_model=Page[AuditEventRead], openapi_extra=AuditQuery.openapi())
+@router.get(
+    "",
+    response_model=Page[AuditEventRead],
+    openapi_extra=AuditQuery.openapi(),
+    operation_id="list_audit_events",
+)
 async def list(principal: AuditRead, session: SessionDep, request: Request) -> Page[AuditEventRead]:
     """Who did what, when and from where in this tenant, newest first (admins)."""
     query = AuditQuery.parse(request)

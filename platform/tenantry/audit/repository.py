@@ -6,10 +6,12 @@ from typing import Any
 from sqlmodel import col
 
 from tenantry.audit.schemas import AuditFilters
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import AuditEvent
+
+NEWEST_FIRST = by_created(col(AuditEvent.created_at), col(AuditEvent.id))
 
 
 class AuditEventRepository(TenantRepository[AuditEvent]):
@@ -33,12 +35,4 @@ class AuditEventRepository(TenantRepository[AuditEvent]):
             stmt = stmt.where(col(AuditEvent.target_type) == filters.target_type)
         if filters.target_id:
             stmt = stmt.where(col(AuditEvent.target_id) == filters.target_id)
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(AuditEvent.created_at),
-            id=col(AuditEvent.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, stmt, NEWEST_FIRST, params)

@@ -36,8 +36,8 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The lookup arm of the api_keys policy reads app.api_key_hash; the tenant and user
 # settings are cleared so no other arm can widen what this transaction sees.
 _SET_LOOKUP = sa.text(
-    "SELECT set_config('app.api_key_hash', :key_hash, true),"
-    " set_config('app.tenant_id', '', true), set_config('app.user_id', '', true)"
+    "SELECT set_app_context('', '', p_api_key_hash => :key_hash,"
+    " p_invitation_token_hash => '', p_maintenance => '')"
 )
 _FIND_KEY = sa.text(
     """

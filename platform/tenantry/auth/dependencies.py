@@ -22,6 +22,7 @@ from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
 from tenantry.errors import AppError, Forbidden, Unauthorized
+from tenantry.kit.openapi import API_KEY, BEARER
 from tenantry.models import Plan, Role, TenantStatus
 
 # Session, user, membership and tenant in one statement (migration 0005): the role is
@@ -134,6 +135,17 @@ class Authorize:
         self.tenant = tenant
         self.superuser = superuser
         self.api_keys = api_keys and not superuser and min_role in (None, Role.VIEWER)
+
+    # Read by tenantry.kit.openapi: what every route behind this dependency can answer
+    # (403: a role, scope or suspended tenant; 429: the tenant's rate limit) and the
+    # credentials it reads. A key sent as a bearer token to a user-only route is 403.
+    openapi_statuses = (401, 403, 429)
+
+    @property
+    def openapi_security(self) -> list[dict[str, list[str]]]:
+        if self.api_keys:
+            return [{BEARER: []}, {API_KEY: []}]
+        return [{BEARER: []}]
 
     async def __call__(self, request: Request, session: SessionDep) -> Principal:
         settings: Settings = request.app.state.settings

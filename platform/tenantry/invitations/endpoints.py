@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Request, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.errors import Conflict, Gone, NotFound
 from tenantry.invitations.auth import InvitationsAccept, InvitationsManage
 from tenantry.invitations.schemas import (
     InvitationAccept,
@@ -13,13 +14,19 @@ from tenantry.invitations.schemas import (
     InvitationRead,
 )
 from tenantry.invitations.service import invitation as invitation_service
+from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page
 from tenantry.tenants.schemas import TenantWithRole
 
 router = APIRouter(prefix="/invitations", tags=["invitations"], route_class=UnitOfWorkRoute)
 
 
-@router.post("", response_model=InvitationRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=InvitationRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=raises(Conflict),
+)
 async def create(
     body: InvitationCreate, principal: InvitationsManage, session: SessionDep, settings: SettingsDep
 ) -> InvitationRead:
@@ -36,7 +43,9 @@ async def list(
     return await invitation_service.list(session, principal, query, query.status)
 
 
-@router.delete("/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=raises(Conflict)
+)
 async def revoke(
     invitation_id: uuid.UUID, principal: InvitationsManage, session: SessionDep
 ) -> None:
@@ -44,7 +53,7 @@ async def revoke(
     await invitation_service.revoke(session, principal, invitation_id)
 
 
-@router.post("/accept", response_model=TenantWithRole)
+@router.post("/accept", response_model=TenantWithRole, responses=raises(NotFound, Gone, Conflict))
 async def accept(
     body: InvitationAccept, principal: InvitationsAccept, session: SessionDep, settings: SettingsDep
 ) -> TenantWithRole:

@@ -11,17 +11,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import Invitation, InvitationStatus
 
 # Only the lookup arm of the invitations policy can match while app.tenant_id is empty.
 _SET_LOOKUP = sa.text(
-    "SELECT set_config('app.invitation_token_hash', :token_hash, true),"
-    " set_config('app.tenant_id', '', true)"
+    "SELECT set_app_context(p_tenant_id => '', p_invitation_token_hash => :token_hash)"
 )
-_CLEAR_LOOKUP = sa.text("SELECT set_config('app.invitation_token_hash', '', true)")
+_CLEAR_LOOKUP = sa.text("SELECT set_app_context(p_invitation_token_hash => '')")
 
 
 async def find_by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
@@ -31,6 +30,9 @@ async def find_by_token_hash(session: AsyncSession, token_hash: str) -> Invitati
     invitation = (await session.execute(stmt)).scalar_one_or_none()
     await session.execute(_CLEAR_LOOKUP)
     return invitation
+
+
+NEWEST_FIRST = by_created(col(Invitation.created_at), col(Invitation.id))
 
 
 class InvitationRepository(TenantRepository[Invitation]):
@@ -85,12 +87,4 @@ class InvitationRepository(TenantRepository[Invitation]):
             stmt = stmt.where(accepted.is_(None), revoked.is_(None), expires <= now)
         elif status is InvitationStatus.PENDING:
             stmt = stmt.where(accepted.is_(None), revoked.is_(None), expires > now)
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(Invitation.created_at),
-            id=col(Invitation.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, stmt, NEWEST_FIRST, params)

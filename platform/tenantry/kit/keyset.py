@@ -1,12 +1,30 @@
-"""Keyset pages over `(created_at, id)`, the sort key every list of this platform uses."""
+"""Keyset pagination: every list of the platform pages through `fetch_page` and a `Sort`.
+
+A `Sort` declares the keys a list is ordered by (the last one unique, normally `id`),
+their direction, and where rows whose leading key is NULL go. The cursor is the last
+served row's key values (prefixed by the sort's name when a list offers several orders,
+so a cursor cannot be replayed on another one). Anything a client sends back that is
+not such a cursor answers 422 `query.cursor`: values are type-checked before they are
+parsed and bound with explicit types, so no tampered cursor reaches PostgreSQL.
+
+Keyset conditions stay on plain columns compared with built-in operators: those are
+LEAKPROOF, so PostgreSQL may push them into the index scan beneath the row-level
+security policy. Expressions such as COALESCE are not, and under RLS they would be
+applied as a filter after scanning every earlier row. That is why NULLs of a nullable
+leading key are read in a second statement (`IS NULL`, then the remaining keys) rather
+than folded into the comparison.
+"""
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeAlias
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,49 +32,202 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.elements import ColumnElement
 
 from tenantry.errors import Unprocessable
-from tenantry.kit.pagination import PageParams, decode_cursor, encode_cursor
+from tenantry.kit.pagination import PageParams
 
-T = TypeVar("T")
-_Column: TypeAlias = ColumnElement[Any] | Mapped[Any]
+Column: TypeAlias = ColumnElement[Any] | Mapped[Any]
+KeyType: TypeAlias = type[datetime] | type[date] | type[int] | type[uuid.UUID] | type[str]
+Result: TypeAlias = Literal["scalars", "rows", "mappings"]
+
+# Bound types: a tampered cursor value is refused in Python, never by the driver
+# (an int beyond int4 bound as the column's Integer would fail inside asyncpg).
+_SQL_TYPES: dict[type, sa.types.TypeEngine[Any]] = {
+    datetime: sa.DateTime(timezone=True),
+    date: sa.Date(),
+    int: sa.BigInteger(),
+    uuid.UUID: sa.Uuid(),
+    str: sa.String(),
+}
+_INT64 = 2**63
 
 
-def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
-    values = decode_cursor(cursor, size=2)
+class InvalidCursor(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__("Invalid cursor", field="query.cursor")
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """Opaque to clients: the sort key of the last row served, base64url JSON."""
+    return base64.urlsafe_b64encode(orjson.dumps(values)).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, *, size: int) -> list[Any]:
     try:
-        return datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1]))
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError):
-        raise Unprocessable("Invalid cursor", field="query.cursor") from None
+        raise InvalidCursor() from None
+    if not isinstance(values, list) or len(values) != size:
+        raise InvalidCursor()
+    return values
+
+
+@dataclass(frozen=True)
+class Key:
+    """One sort key: the column to order by, its Python type, and the attribute under
+    which a fetched row carries it (its label when the select renames it)."""
+
+    column: Column
+    type: KeyType
+    attr: str
+    nullable: bool = False
+
+    def dump(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, date):  # datetime is a date too
+            return value.isoformat()
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        return value
+
+    def parse(self, raw: Any) -> Any:
+        """The cursor value, or InvalidCursor; never lets a bad value through."""
+        if raw is None:
+            if self.nullable:
+                return None
+            raise InvalidCursor()
+        if self.type is int:
+            if isinstance(raw, bool) or not isinstance(raw, int) or not -_INT64 <= raw < _INT64:
+                raise InvalidCursor()
+            return raw
+        if not isinstance(raw, str) or "\x00" in raw:
+            raise InvalidCursor()
+        try:
+            if self.type is datetime:
+                parsed = datetime.fromisoformat(raw)
+                if parsed.tzinfo is None:
+                    raise ValueError("naive timestamp")
+                return parsed.astimezone(UTC)
+            if self.type is date:
+                return date.fromisoformat(raw)
+            if self.type is uuid.UUID:
+                return uuid.UUID(raw)
+        except (ValueError, OverflowError):
+            raise InvalidCursor() from None
+        return raw
+
+    def literal(self, value: Any) -> ColumnElement[Any]:
+        return sa.literal(value, type_=_SQL_TYPES[self.type])
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Keys in order, all in one direction; only the leading key may be nullable.
+
+    `nulls` places rows whose leading key is NULL before or after every other row, in
+    both directions (undated tasks come last whether sorted by due date up or down).
+    """
+
+    keys: tuple[Key, ...]
+    descending: bool = False
+    name: str | None = None
+    nulls: Literal["first", "last"] = "last"
+
+    def __post_init__(self) -> None:
+        if not self.keys or any(key.nullable for key in self.keys[1:]):
+            raise ValueError("a sort needs keys; only the leading key may be nullable")
+
+    def encode(self, row: Any) -> str:
+        values = [key.dump(_attr(row, key.attr)) for key in self.keys]
+        return encode_cursor(values if self.name is None else [self.name, *values])
+
+    def decode(self, cursor: str) -> tuple[Any, ...]:
+        size = len(self.keys) + (self.name is not None)
+        values = decode_cursor(cursor, size=size)
+        if self.name is not None:
+            if values[0] != self.name:
+                raise InvalidCursor()
+            values = values[1:]
+        return tuple(key.parse(raw) for key, raw in zip(self.keys, values, strict=True))
+
+
+def by_created(
+    created_at: Column,
+    id: Column,
+    *,
+    descending: bool = True,
+    created_attr: str = "created_at",
+    id_attr: str = "id",
+) -> Sort:
+    """The order most lists use: `(created_at, id)`, newest first unless told."""
+    return Sort(
+        (Key(created_at, datetime, created_attr), Key(id, uuid.UUID, id_attr)),
+        descending=descending,
+    )
+
+
+def _attr(row: Any, name: str) -> Any:
+    return row[name] if isinstance(row, Mapping) else getattr(row, name)
+
+
+def _after(keys: Sequence[Key], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+    if len(keys) == 1:
+        column, mark = keys[0].column, keys[0].literal(values[0])
+    else:
+        column = sa.tuple_(*(key.column for key in keys))
+        mark = sa.tuple_(*(key.literal(v) for key, v in zip(keys, values, strict=True)))
+    return column < mark if descending else column > mark
+
+
+def _plan(sort: Sort, after: tuple[Any, ...] | None) -> list[tuple[list[Any], list[Any]]]:
+    """The statements' extra conditions and order, in the order their rows come."""
+    order = [key.column.desc() if sort.descending else key.column.asc() for key in sort.keys]
+    lead = sort.keys[0]
+    if not lead.nullable:
+        where = [] if after is None else [_after(sort.keys, after, sort.descending)]
+        return [(where, order)]
+    in_nulls = after is not None and after[0] is None
+    valued_where: list[Any] = [lead.column.is_not(None)]
+    if after is not None and not in_nulls:
+        valued_where.append(_after(sort.keys, after, sort.descending))
+    nulls_where: list[Any] = [lead.column.is_(None)]
+    if in_nulls:
+        assert after is not None
+        nulls_where.append(_after(sort.keys[1:], after[1:], sort.descending))
+    valued = (valued_where, order)
+    nulls = (nulls_where, order[1:])
+    if sort.nulls == "last":
+        return [nulls] if in_nulls else [valued, nulls]
+    return [nulls, valued] if after is None or in_nulls else [valued]
 
 
 async def fetch_page(
     session: AsyncSession,
     stmt: Select[*tuple[Any, ...]],
-    *,
-    created_at: _Column,
-    id: _Column,
+    sort: Sort,
     params: PageParams,
-    key: Callable[[Any], tuple[datetime, uuid.UUID]],
-    descending: bool = False,
-    scalars: bool = True,
+    *,
+    result: Result = "scalars",
 ) -> tuple[Sequence[Any], str | None]:
-    """One page and the cursor of the next (None on the last page).
+    """One page of `stmt` in `sort` order and the cursor of the next (None on the last).
 
-    Fetches `limit + 1` rows so the last page is known without a count query.
+    Fetches `limit + 1` rows so the last page is known without a count query. `result`
+    says what a row is: an ORM object, a `Row`, or a `RowMapping`.
     """
-    if params.cursor:
-        position = sa.tuple_(created_at, id)
-        after_created, after_id = _after(params.cursor)
-        mark = sa.tuple_(
-            sa.literal(after_created, type_=sa.DateTime(timezone=True)),
-            sa.literal(after_id, type_=sa.Uuid()),
-        )
-        stmt = stmt.where(position < mark if descending else position > mark)
-    order = (created_at.desc(), id.desc()) if descending else (created_at.asc(), id.asc())
-    stmt = stmt.order_by(*order).limit(params.limit + 1)
-    result = await session.execute(stmt)
-    rows: Sequence[Any] = result.scalars().all() if scalars else result.all()
+    after = sort.decode(params.cursor) if params.cursor else None
+    rows: list[Any] = []
+    for where, order in _plan(sort, after):
+        want = params.limit + 1 - len(rows)
+        if want <= 0:
+            break
+        executed = await session.execute(stmt.where(*where).order_by(*order).limit(want))
+        if result == "scalars":
+            rows.extend(executed.scalars().all())
+        elif result == "mappings":
+            rows.extend(executed.mappings().all())
+        else:
+            rows.extend(executed.all())
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]
-    last_created, last_id = key(rows[-1])
-    return rows, encode_cursor([last_created.isoformat(), str(last_id)])
+    return rows, sort.encode(rows[-1])

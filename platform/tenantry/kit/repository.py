@@ -18,6 +18,12 @@ M = TypeVar("M", bound=TenantScoped)
 RowSelect = Select[*tuple[Any, ...]]
 
 
+def like_pattern(text: str) -> str:
+    """`q` is a literal substring: escape LIKE's wildcards (the default escape is `\\`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class TenantRepository(Generic[M]):
     """Every statement starts from `self.select()`, already filtered by tenant.
 
@@ -34,8 +40,12 @@ class TenantRepository(Generic[M]):
     def select(self) -> Select[M]:
         return select(self.model).where(col(self.model.tenant_id) == self.tenant_id)
 
-    async def get(self, id: uuid.UUID) -> M | None:
+    async def get(self, id: uuid.UUID, *, for_update: bool = False) -> M | None:
+        """One row; `for_update` locks it until the transaction ends, so a check made on
+        it (an `If-Match` ETag) still holds when the write lands."""
         stmt = self.select().where(self.model.id == id)  # type: ignore[attr-defined]
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         result = await self.session.execute(stmt)
         return result.scalar_one_or_none()
 

@@ -6,6 +6,8 @@ instead of handing a model to FastAPI's `response_model` machinery again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +17,25 @@ from tenantry.cache import Cached
 JSON = "application/json"
 # Where objects live, for `Location` headers (main.API_PREFIX mounts the routers here).
 API_V1 = "/api/v1"
+
+
+def entity_responses(
+    status: int = 200, *, conditional_get: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route answering with `entity()`: the ETag, and for a GET the
+    304 it gives when `If-None-Match` holds the current tag."""
+    etag = {
+        "description": "The object's version: send it back in If-None-Match or If-Match",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    responses: dict[int | str, dict[str, Any]] = {status: {"headers": {"ETag": etag}}}
+    if conditional_get:
+        responses[304] = {
+            "description": "Not modified: `If-None-Match` holds the current ETag (no body)",
+            "headers": {"ETag": etag},
+        }
+    return responses
 
 
 def serialise(model: BaseModel) -> Cached:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import Membership, Role, User
@@ -22,6 +22,12 @@ MEMBER_COLUMNS: tuple[Any, ...] = (
     col(Membership.role),
     col(Membership.created_at).label("joined_at"),
     col(Membership.id),
+)
+
+
+# Oldest member first: the founder heads the list.
+OLDEST_FIRST = by_created(
+    col(Membership.created_at), col(Membership.id), descending=False, created_attr="joined_at"
 )
 
 
@@ -62,15 +68,7 @@ class MembershipRepository(TenantRepository[Membership]):
             .join(User, col(User.id) == col(Membership.user_id))
             .where(col(Membership.tenant_id) == self.tenant_id)
         )
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(Membership.created_at),
-            id=col(Membership.id),
-            params=params,
-            key=lambda row: (row.joined_at, row.id),
-            scalars=False,
-        )
+        return await fetch_page(self.session, stmt, OLDEST_FIRST, params, result="rows")
 
     async def member_with_email(self, email: str) -> bool:
         stmt = (

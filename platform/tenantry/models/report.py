@@ -30,10 +30,6 @@ class ReportStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
-    @property
-    def in_flight(self) -> bool:
-        return self in (ReportStatus.QUEUED, ReportStatus.RUNNING)
-
 
 class Report(IDModel, TenantScoped, Timestamped, table=True):
     """A report request and its durable status; ARQ's own result key lasts an hour."""

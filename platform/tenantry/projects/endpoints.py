@@ -1,25 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
+from tenantry.kit.conditions import IfMatch
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
+from tenantry.kit.responses import API_V1, entity, entity_responses, json_bytes, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 from tenantry.projects.service import project as project_service
 
 router = APIRouter(prefix="/projects", tags=["projects"], route_class=UnitOfWorkRoute)
 
-_ETAG: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the `If-None-Match` ETag is current"}
-}
 
-
-@router.post("", status_code=201, response_model=ProjectRead)
+@router.post("", status_code=201, response_model=ProjectRead, responses=entity_responses(201))
 async def create(
     body: ProjectCreate, principal: ProjectsWrite, session: SessionDep, request: Request
 ) -> Response:
@@ -38,7 +34,7 @@ async def list(principal: ProjectsRead, session: SessionDep, request: Request) -
     return json_bytes(value.body)
 
 
-@router.get("/{id}", response_model=ProjectRead, responses=_ETAG)
+@router.get("/{id}", response_model=ProjectRead, responses=entity_responses(conditional_get=True))
 async def get(
     id: uuid.UUID, principal: ProjectsRead, session: SessionDep, request: Request
 ) -> Response:
@@ -47,21 +43,24 @@ async def get(
     return entity(request, project)
 
 
-@router.patch("/{id}", response_model=ProjectRead)
+@router.patch("/{id}", response_model=ProjectRead, responses=entity_responses())
 async def update(
     id: uuid.UUID,
     body: ProjectUpdate,
     principal: ProjectsWrite,
     session: SessionDep,
     request: Request,
+    if_match: IfMatch,
 ) -> Response:
-    """Change a project's name or description."""
-    project = await project_service.update(session, principal, id, body)
+    """Change a project's name or description (only if `If-Match` holds, when sent)."""
+    project = await project_service.update(session, principal, id, body, if_match)
     return entity(request, serialise(ProjectRead.model_validate(project)))
 
 
 @router.delete("/{id}", status_code=204)
-async def delete(id: uuid.UUID, principal: ProjectsWrite, session: SessionDep) -> Response:
-    """Delete a project and all of its tasks."""
-    await project_service.delete(session, principal, id)
+async def delete(
+    id: uuid.UUID, principal: ProjectsWrite, session: SessionDep, if_match: IfMatch
+) -> Response:
+    """Delete a project and all of its tasks (only if `If-Match` holds, when sent)."""
+    await project_service.delete(session, principal, id, if_match)
     return Response(status_code=204)

@@ -11,6 +11,7 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.cache import Cached
 from tenantry.errors import NotFound
+from tenantry.kit.conditions import Precondition
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.kit.responses import serialise
 from tenantry.models import Project
@@ -30,6 +31,18 @@ class ProjectNotFound(NotFound):
 class ProjectService:
     def _repo(self, session: AsyncSession, principal: Principal) -> ProjectRepository:
         return ProjectRepository(session, principal.require_tenant())
+
+    async def _locked(
+        self, repo: ProjectRepository, id: uuid.UUID, precondition: Precondition | None
+    ) -> Project:
+        """The project, locked for this transaction when a precondition must hold
+        until the write (a concurrent writer waits, then sees the new version)."""
+        project = await repo.get(id, for_update=precondition is not None)
+        if project is None:
+            raise ProjectNotFound()
+        if precondition is not None:
+            precondition.check(serialise(ProjectRead.model_validate(project)).etag)
+        return project
 
     async def create(
         self, session: AsyncSession, principal: Principal, data: ProjectCreate
@@ -75,7 +88,7 @@ class ProjectService:
         repo = self._repo(session, principal)
 
         async def fill() -> Cached:
-            rows, next_cursor = await repo.list_rows(q=q, cursor=page.cursor, limit=page.limit)
+            rows, next_cursor = await repo.list_rows(q, page)
             items = [ProjectRead.model_validate(dict(row)) for row in rows]
             return serialise(Page[ProjectRead](items=items, next_cursor=next_cursor))
 
@@ -90,11 +103,14 @@ class ProjectService:
         return value
 
     async def update(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: ProjectUpdate
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        data: ProjectUpdate,
+        precondition: Precondition | None = None,
     ) -> Project:
-        project = await self._repo(session, principal).get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(self._repo(session, principal), id, precondition)
         changes = data.model_dump(exclude_unset=True)
         for field, value in changes.items():
             setattr(project, field, value)
@@ -113,11 +129,15 @@ class ProjectService:
             )
         return project
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
         repo = self._repo(session, principal)
-        project = await repo.get(id)
-        if project is None:
-            raise ProjectNotFound()
+        project = await self._locked(repo, id, precondition)
         await repo.delete(project)
         await session.flush()
         audit.record(

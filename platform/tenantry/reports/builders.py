@@ -211,10 +211,6 @@ async def render(session: AsyncSession, report: Report, counter: Counter) -> Asy
     yield b"]}"
 
 
-def supported(kind: ReportKind) -> bool:
-    return kind in SHAPES
-
-
 def needs_usage_flush(kind: ReportKind) -> bool:
     """Usage counts wait in Redis until the cron flushes them; flush first so a usage
     report includes today's calls."""

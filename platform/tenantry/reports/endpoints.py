@@ -7,17 +7,34 @@ from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.http import API_PREFIX
+from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Report
 from tenantry.reports.auth import ReportsRead
 from tenantry.reports.schemas import ReportCreate, ReportQueued, ReportRead
-from tenantry.reports.service import CONTENT_TYPES
+from tenantry.reports.service import CONTENT_TYPES, ReportNotReady
 from tenantry.reports.service import report as report_service
 
 router = APIRouter(prefix="/reports", tags=["reports"], route_class=UnitOfWorkRoute)
 
 
-@router.post("", status_code=202, response_model=ReportQueued)
+@router.post(
+    "",
+    status_code=202,
+    response_model=ReportQueued,
+    responses={
+        202: {
+            "description": "Queued; poll `Location` for its status",
+            "headers": {
+                "Location": {
+                    "description": "The report's status URL",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+)
 async def create(
     body: ReportCreate,
     principal: ReportsRead,
@@ -46,7 +63,26 @@ async def get(report_id: uuid.UUID, principal: ReportsRead, session: SessionDep)
     return await report_service.get(session, principal, report_id)
 
 
-@router.get("/{report_id}/download", response_class=StreamingResponse)
+@router.get(
+    "/{report_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The report file, in the format it was requested in",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+            "headers": {
+                "Content-Disposition": {
+                    "description": "`attachment` with the file's name",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **raises(ReportNotReady),
+    },
+)
 async def download(
     report_id: uuid.UUID, principal: ReportsRead, session: SessionDep, request: Request
 ) -> StreamingResponse:

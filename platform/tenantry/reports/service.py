@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from tenantry.audit.service import audit as audit_service
 from tenantry.auth.principal import Principal
@@ -15,7 +14,7 @@ from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.errors import Conflict, NotFound, TooManyRequests
 from tenantry.jobs import Job, enqueue
-from tenantry.kit.pagination import Page, PageParams, decode_cursor, encode_cursor
+from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Report, ReportFormat, ReportStatus
 from tenantry.reports.repository import ReportRepository
 from tenantry.reports.schemas import ReportCreate, parse_params
@@ -83,23 +82,8 @@ class ReportService:
     async def list(
         self, session: AsyncSession, principal: Principal, page: PageParams
     ) -> Page[Report]:
-        repo = ReportRepository(session, principal.require_tenant())
-        stmt = repo.select().order_by(col(Report.created_at).desc(), col(Report.id).desc())
-        if page.cursor:
-            created, last_id = decode_cursor(page.cursor, size=2)
-            stmt = stmt.where(
-                (col(Report.created_at) < datetime.fromisoformat(created))
-                | (
-                    (col(Report.created_at) == datetime.fromisoformat(created))
-                    & (col(Report.id) < uuid.UUID(last_id))
-                )
-            )
-        rows = await repo.scalars(stmt.limit(page.limit + 1))
-        next_cursor = None
-        if len(rows) > page.limit:
-            rows = rows[: page.limit]
-            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-        return Page(items=rows, next_cursor=next_cursor)
+        rows, next_cursor = await ReportRepository(session, principal.require_tenant()).page(page)
+        return Page(items=list(rows), next_cursor=next_cursor)
 
     async def download(
         self, session: AsyncSession, principal: Principal, report_id: uuid.UUID, db: Database

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 
 from tenantry.auth.dependencies import client_ip
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.errors import BadRequest, NotFound, Unauthorized
+from tenantry.kit.openapi import raises
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit
 from tenantry.sessions.auth import SignedIn, no_store
 from tenantry.sessions.schemas import (
@@ -30,9 +32,14 @@ router = APIRouter(
 )
 
 
-@router.post("/login", response_model=TokenPair, dependencies=[LoginRateLimit])
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    dependencies=[LoginRateLimit],
+    responses=raises(Unauthorized),
+)
 async def login(
-    form: Annotated[LoginForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -47,7 +54,7 @@ async def login(
     )
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=raises(Unauthorized))
 async def refresh(data: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenPair:
     """Trade a refresh token for a new pair (the old refresh token is spent)."""
     return await auth_service.refresh(session, settings, data.refresh_token)
@@ -59,7 +66,7 @@ async def logout(principal: SignedIn, session: SessionDep) -> None:
     await auth_service.logout(session, principal)
 
 
-@router.post("/switch-tenant", response_model=TokenPair)
+@router.post("/switch-tenant", response_model=TokenPair, responses=raises(NotFound))
 async def switch_tenant(
     data: SwitchTenantRequest, principal: SignedIn, session: SessionDep, settings: SettingsDep
 ) -> TokenPair:
@@ -81,7 +88,11 @@ async def request_password_reset(
     return Accepted(detail="If an account with that email exists, a reset email is on its way.")
 
 
-@router.post("/password-reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=raises(BadRequest),
+)
 async def confirm_password_reset(
     data: PasswordResetConfirm, session: SessionDep, settings: SettingsDep
 ) -> None:
@@ -89,7 +100,7 @@ async def confirm_password_reset(
     await auth_service.confirm_password_reset(session, settings, data.token, data.new_password)
 
 
-@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/verify-email", status_code=status.HTTP_204_NO_CONTENT, responses=raises(BadRequest))
 async def verify_email(
     data: VerifyEmailRequest, session: SessionDep, settings: SettingsDep
 ) -> None:

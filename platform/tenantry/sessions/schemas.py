@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import Form
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from tenantry.auth.passwords import check_password
 from tenantry.kit.schemas import Schema
 
 
-@dataclass
-class LoginForm:
+class LoginForm(BaseModel):
     """The OAuth2 password form (RFC 6749 §4.3) plus an optional `tenant` slug or id.
 
     `grant_type`, `scope`, `client_id` and `client_secret` are accepted so stock OAuth2
     clients (and the docs' Authorize button) work; they change nothing.
     """
 
-    username: Annotated[str, Form(min_length=1, max_length=320)]
-    password: Annotated[str, Form(min_length=1, max_length=1024)]
-    tenant: Annotated[str | None, Form(max_length=100)] = None
-    grant_type: Annotated[str | None, Form(pattern="^password$")] = None
-    scope: Annotated[str, Form(max_length=200)] = ""
-    client_id: Annotated[str | None, Form(max_length=200)] = None
-    client_secret: Annotated[str | None, Form(max_length=200)] = None
+    username: str = Field(min_length=1, max_length=320, description="Username or email")
+    password: str = Field(min_length=1, max_length=1024)
+    tenant: str | None = Field(None, max_length=100, description="Tenant slug or id")
+    grant_type: str | None = Field(None, pattern="^password$")
+    scope: str = Field("", max_length=200)
+    client_id: str | None = Field(None, max_length=200)
+    client_secret: str | None = Field(None, max_length=200)
 
 
 class TokenPair(BaseModel):

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
+from tenantry.kit.conditions import IfMatch
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, json_bytes, serialise
+from tenantry.kit.responses import API_V1, entity, entity_responses, json_bytes, serialise
 from tenantry.tasks.auth import TasksRead, TasksWrite
 from tenantry.tasks.repository import TaskFilters
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
@@ -17,12 +17,13 @@ from tenantry.tasks.service import task as task_service
 router = APIRouter(tags=["tasks"], route_class=UnitOfWorkRoute)
 exports_router = APIRouter(prefix="/exports", tags=["exports"], route_class=UnitOfWorkRoute)
 
-_ETAG: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the `If-None-Match` ETag is current"}
-}
 
-
-@router.post("/projects/{project_id}/tasks", status_code=201, response_model=TaskRead)
+@router.post(
+    "/projects/{project_id}/tasks",
+    status_code=201,
+    response_model=TaskRead,
+    responses=entity_responses(201),
+)
 async def create(
     project_id: uuid.UUID,
     body: TaskCreate,
@@ -55,7 +56,9 @@ async def list(
     return json_bytes(value.body)
 
 
-@router.get("/tasks/{id}", response_model=TaskRead, responses=_ETAG)
+@router.get(
+    "/tasks/{id}", response_model=TaskRead, responses=entity_responses(conditional_get=True)
+)
 async def get(
     id: uuid.UUID, principal: TasksRead, session: SessionDep, request: Request
 ) -> Response:
@@ -63,28 +66,46 @@ async def get(
     return entity(request, await task_service.get(session, redis_of(request), principal, id))
 
 
-@router.patch("/tasks/{id}", response_model=TaskRead)
+@router.patch("/tasks/{id}", response_model=TaskRead, responses=entity_responses())
 async def update(
-    id: uuid.UUID, body: TaskUpdate, principal: TasksWrite, session: SessionDep, request: Request
+    id: uuid.UUID,
+    body: TaskUpdate,
+    principal: TasksWrite,
+    session: SessionDep,
+    request: Request,
+    if_match: IfMatch,
 ) -> Response:
-    """Change a task's fields."""
-    task = await task_service.update(session, principal, id, body)
+    """Change a task's fields (only if `If-Match` holds, when sent)."""
+    task = await task_service.update(session, principal, id, body, if_match)
     return entity(request, serialise(TaskRead.model_validate(task)))
 
 
 @router.delete("/tasks/{id}", status_code=204)
-async def delete(id: uuid.UUID, principal: TasksWrite, session: SessionDep) -> Response:
-    """Delete a task."""
-    await task_service.delete(session, principal, id)
+async def delete(
+    id: uuid.UUID, principal: TasksWrite, session: SessionDep, if_match: IfMatch
+) -> Response:
+    """Delete a task (only if `If-Match` holds, when sent)."""
+    await task_service.delete(session, principal, id, if_match)
     return Response(status_code=204)
 
 
 @exports_router.get(
     "/tasks.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "Every task of the tenant"}},
+    responses={
+        200: {
+            "description": "Every task of the tenant, one row each, with a header row",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": "`attachment` with the file's name",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
-async def tasks_csv(principal: TasksRead, session: SessionDep, request: Request) -> Response:
+async def export_tasks_csv(principal: TasksRead, session: SessionDep, request: Request) -> Response:
     """Download every task of the tenant as CSV, streamed."""
     export = await task_service.export_csv(session, request.app.state.db, principal)
     return StreamingResponse(

@@ -21,6 +21,7 @@ from tenantry.auth.principal import Principal
 from tenantry.cache import Cached
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
+from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.kit.responses import serialise
@@ -68,6 +69,18 @@ class Export:
 class TaskService:
     def _repo(self, session: AsyncSession, principal: Principal) -> TaskRepository:
         return TaskRepository(session, principal.require_tenant())
+
+    async def _locked(
+        self, repo: TaskRepository, id: uuid.UUID, precondition: Precondition | None
+    ) -> Task:
+        """The task, locked for this transaction when a precondition must hold until
+        the write (a concurrent writer waits, then sees the new version)."""
+        task = await repo.get(id, for_update=precondition is not None)
+        if task is None:
+            raise TaskNotFound()
+        if precondition is not None:
+            precondition.check(serialise(TaskRead.model_validate(task)).etag)
+        return task
 
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
@@ -118,9 +131,7 @@ class TaskService:
         repo = self._repo(session, principal)
 
         async def fill() -> Cached | None:
-            rows, next_cursor = await repo.list_rows(
-                project_id, filters, cursor=page.cursor, limit=page.limit
-            )
+            rows, next_cursor = await repo.list_rows(project_id, filters, page)
             # A page with rows proves the project exists (RLS and the composite FK);
             # only an empty one costs the extra lookup that tells 404 from "no tasks".
             if not rows and not await repo.project_exists(project_id):
@@ -143,12 +154,15 @@ class TaskService:
         return value
 
     async def update(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, data: TaskUpdate
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        data: TaskUpdate,
+        precondition: Precondition | None = None,
     ) -> Task:
         repo = self._repo(session, principal)
-        task = await repo.get(id)
-        if task is None:
-            raise TaskNotFound()
+        task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
         assignee = changes.get("assignee_id")
         if assignee is not None and not await repo.is_member(assignee):
@@ -170,11 +184,15 @@ class TaskService:
             )
         return task
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
         repo = self._repo(session, principal)
-        task = await repo.get(id)
-        if task is None:
-            raise TaskNotFound()
+        task = await self._locked(repo, id, precondition)
         await repo.delete(task)
         await session.flush()
         audit.record(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Tenant
 from tenantry.tenants.auth import (
@@ -18,12 +19,18 @@ from tenantry.tenants.schemas import (
     TenantUpdate,
     TenantWithRole,
 )
+from tenantry.tenants.service import SlugTaken
 from tenantry.tenants.service import tenant as tenant_service
 
 router = APIRouter(tags=["tenants"], route_class=UnitOfWorkRoute)
 
 
-@router.post("/tenants", response_model=TenantWithRole, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tenants",
+    response_model=TenantWithRole,
+    status_code=status.HTTP_201_CREATED,
+    responses=raises(SlugTaken),
+)
 async def create(body: TenantCreate, principal: TenantsUser, session: SessionDep) -> TenantWithRole:
     """Create a tenant; the caller becomes its owner."""
     return await tenant_service.create(session, principal, body)
@@ -38,13 +45,13 @@ async def list(
 
 
 @router.get("/tenant", response_model=TenantRead)
-async def get_current(principal: CurrentTenantRead, session: SessionDep) -> Tenant:
+async def get_current_tenant(principal: CurrentTenantRead, session: SessionDep) -> Tenant:
     """Get the tenant the credential is bound to."""
     return await tenant_service.get_current(session, principal)
 
 
 @router.patch("/tenant", response_model=TenantRead)
-async def update_current(
+async def update_current_tenant(
     body: TenantUpdate, principal: CurrentTenantAdmin, session: SessionDep
 ) -> Tenant:
     """Rename the current tenant (admins); plan and status belong to operators."""
@@ -52,6 +59,8 @@ async def update_current(
 
 
 @router.delete("/tenant", response_model=TenantDeleted, status_code=status.HTTP_202_ACCEPTED)
-async def delete_current(principal: CurrentTenantOwner, session: SessionDep) -> TenantDeleted:
+async def delete_current_tenant(
+    principal: CurrentTenantOwner, session: SessionDep
+) -> TenantDeleted:
     """Delete the current tenant (owners): access ends now, a job purges its data."""
     return await tenant_service.delete_current(session, principal)

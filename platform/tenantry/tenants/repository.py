@@ -11,9 +11,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.models import Membership, Tenant
+
+# In the order the user joined them.
+JOINED_FIRST = by_created(col(Membership.created_at), col(Membership.id), descending=False)
 
 
 class TenantsRepository:
@@ -47,12 +50,4 @@ class TenantsRepository:
             .join(Membership, col(Membership.tenant_id) == col(Tenant.id))
             .where(col(Membership.user_id) == user_id, col(Tenant.deleted_at).is_(None))
         )
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(Membership.created_at),
-            id=col(Membership.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            scalars=False,
-        )
+        return await fetch_page(self.session, stmt, JOINED_FIRST, params, result="rows")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.errors import Conflict
+from tenantry.kit.openapi import raises
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
@@ -21,12 +23,14 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=UnitOfWorkRoute)
     response_model=UserRead,
     include_in_schema=False,
     dependencies=[SignupRateLimit],
+    responses=raises(Conflict),
 )
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
     dependencies=[SignupRateLimit],
+    responses=raises(Conflict),
 )
 async def create(data: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
     """Sign up; a welcome email with a verification token follows."""
