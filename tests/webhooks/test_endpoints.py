@@ -267,3 +267,27 @@ class TestAddressRules:
             headers=owner.headers,
         )
         assert response.status_code == 422
+
+
+class TestIfMatch:
+    async def test_stale_or_malformed_tag_is_412_and_changes_nothing(
+        self, client: httpx.AsyncClient, owner: Actor
+    ) -> None:
+        created = (await create(client, owner)).json()
+        base = f"/api/v1/webhooks/{created['id']}"
+        etag = (await client.get(base, headers=owner.headers)).headers["etag"]
+        changed = await client.patch(
+            base, json={"description": "v2"}, headers={**owner.headers, "If-Match": etag}
+        )
+        assert changed.status_code == 200
+        for tag in (etag, "not-quoted"):
+            stale = await client.patch(
+                base, json={"description": "v3"}, headers={**owner.headers, "If-Match": tag}
+            )
+            assert stale.status_code == 412, stale.text
+            gone = await client.delete(base, headers={**owner.headers, "If-Match": tag})
+            assert gone.status_code == 412
+        assert (await client.get(base, headers=owner.headers)).json()["description"] == "v2"
+        current = changed.headers["etag"]
+        deleted = await client.delete(base, headers={**owner.headers, "If-Match": current})
+        assert deleted.status_code == 204

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.kit.conditions import IfMatch
+from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import API_V1, entity, serialise
+from tenantry.kit.responses import API_V1, entity, entity_responses, serialise
 from tenantry.webhooks.auth import WebhooksManage
 from tenantry.webhooks.schemas import (
     DeliveryDetail,
@@ -20,16 +21,18 @@ from tenantry.webhooks.schemas import (
     WebhookRead,
     WebhookUpdate,
 )
+from tenantry.webhooks.service import EndpointDisabled, TooManyEndpoints
 from tenantry.webhooks.service import webhook as webhook_service
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=UnitOfWorkRoute)
 
-_ETAG: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the `If-None-Match` ETag is current"}
-}
 
-
-@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=WebhookCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=raises(TooManyEndpoints),
+)
 async def create(
     body: WebhookCreate,
     principal: WebhooksManage,
@@ -52,7 +55,7 @@ async def list(
     return await webhook_service.list(session, principal, PageParams.parse(request))
 
 
-@router.get("/{id}", response_model=WebhookRead, responses=_ETAG)
+@router.get("/{id}", response_model=WebhookRead, responses=entity_responses(conditional_get=True))
 async def get(
     id: uuid.UUID, principal: WebhooksManage, session: SessionDep, request: Request
 ) -> Response:
@@ -60,7 +63,7 @@ async def get(
     return entity(request, serialise(await webhook_service.get(session, principal, id)))
 
 
-@router.patch("/{id}", response_model=WebhookRead)
+@router.patch("/{id}", response_model=WebhookRead, responses=entity_responses())
 async def update(
     id: uuid.UUID,
     body: WebhookUpdate,
@@ -68,16 +71,20 @@ async def update(
     session: SessionDep,
     settings: SettingsDep,
     request: Request,
+    if_match: IfMatch,
 ) -> Response:
-    """Change `url`, `events`, `description` or `status`; enabling replays nothing."""
-    updated = await webhook_service.update(session, settings, principal, id, body)
+    """Change `url`, `events`, `description` or `status` (only if `If-Match` holds, when
+    sent); enabling replays nothing."""
+    updated = await webhook_service.update(session, settings, principal, id, body, if_match)
     return entity(request, serialise(updated))
 
 
 @router.delete("/{id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete(id: uuid.UUID, principal: WebhooksManage, session: SessionDep) -> Response:
-    """Delete an endpoint with its delivery log (admins)."""
-    await webhook_service.delete(session, principal, id)
+async def delete(
+    id: uuid.UUID, principal: WebhooksManage, session: SessionDep, if_match: IfMatch
+) -> Response:
+    """Delete an endpoint with its delivery log (only if `If-Match` holds, when sent)."""
+    await webhook_service.delete(session, principal, id, if_match)
     return Response(status_code=204)
 
 
@@ -95,7 +102,12 @@ async def rotate_secret(
     return SecretRotated(secret=secret)
 
 
-@router.post("/{id}/ping", response_model=DeliveryQueued, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/{id}/ping",
+    response_model=DeliveryQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=raises(EndpointDisabled),
+)
 async def ping(id: uuid.UUID, principal: WebhooksManage, session: SessionDep) -> DeliveryQueued:
     """Send a `webhook.ping` event to this endpoint, whatever it subscribes to."""
     return DeliveryQueued(delivery_id=await webhook_service.ping(session, principal, id))
@@ -126,6 +138,7 @@ async def delivery(
     "/{id}/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryQueued,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=raises(EndpointDisabled),
 )
 async def redeliver(
     id: uuid.UUID, delivery_id: uuid.UUID, principal: WebhooksManage, session: SessionDep

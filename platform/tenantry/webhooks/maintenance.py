@@ -19,8 +19,8 @@ from tenantry.observability.metrics import WEBHOOK_OLDEST_PENDING_AGE, WEBHOOK_P
 RETENTION_DAYS = 30  # the events table's prune arm says the same
 PRUNE_BATCH = 1000
 
-_RELAY = "SELECT set_config('app.maintenance', 'webhooks-relay', true)"
-_PRUNE = "SELECT set_config('app.maintenance', 'webhooks-prune', true)"
+_RELAY = "SELECT set_app_context(p_maintenance => 'webhooks-relay')"
+_PRUNE = "SELECT set_app_context(p_maintenance => 'webhooks-prune')"
 
 _DUE = sa.text(
     """

@@ -7,10 +7,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from tenantry.kit.keyset import fetch_page
+from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+ENDPOINTS_NEWEST_FIRST = by_created(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+DELIVERIES_NEWEST_FIRST = by_created(col(WebhookDelivery.created_at), col(WebhookDelivery.id))
 
 
 class WebhookEndpointRepository(TenantRepository[WebhookEndpoint]):
@@ -36,15 +39,7 @@ class WebhookEndpointRepository(TenantRepository[WebhookEndpoint]):
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def page(self, params: PageParams) -> tuple[Sequence[Any], str | None]:
-        return await fetch_page(
-            self.session,
-            self.select(),
-            created_at=col(WebhookEndpoint.created_at),
-            id=col(WebhookEndpoint.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, self.select(), ENDPOINTS_NEWEST_FIRST, params)
 
 
 class WebhookDeliveryRepository(TenantRepository[WebhookDelivery]):
@@ -66,15 +61,7 @@ class WebhookDeliveryRepository(TenantRepository[WebhookDelivery]):
         stmt = self.select().where(col(WebhookDelivery.endpoint_id) == endpoint_id)
         if status is not None:
             stmt = stmt.where(col(WebhookDelivery.status) == status)
-        return await fetch_page(
-            self.session,
-            stmt,
-            created_at=col(WebhookDelivery.created_at),
-            id=col(WebhookDelivery.id),
-            params=params,
-            key=lambda row: (row.created_at, row.id),
-            descending=True,
-        )
+        return await fetch_page(self.session, stmt, DELIVERIES_NEWEST_FIRST, params)
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
         stmt = (

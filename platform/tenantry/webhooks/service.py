@@ -11,7 +11,9 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.config import Settings
 from tenantry.errors import Conflict, NotFound, Unprocessable
+from tenantry.kit.conditions import Precondition
 from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.responses import serialise
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
@@ -77,12 +79,22 @@ class WebhookService:
         return WebhookEndpointRepository(session, principal.require_tenant())
 
     async def _get(
-        self, session: AsyncSession, principal: Principal, id: uuid.UUID, *, lock: bool = False
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        *,
+        lock: bool = False,
+        precondition: Precondition | None = None,
     ) -> WebhookEndpoint:
+        """The endpoint; locked when it is about to change, so an `If-Match` checked
+        here still holds at the write."""
         repo = self._repo(session, principal)
         endpoint = await (repo.get_for_update(id) if lock else repo.get(id))
         if endpoint is None:
             raise WebhookNotFound()
+        if precondition is not None:
+            precondition.check(serialise(WebhookRead.model_validate(endpoint)).etag)
         return endpoint
 
     async def create(
@@ -133,8 +145,9 @@ class WebhookService:
         principal: Principal,
         id: uuid.UUID,
         data: WebhookUpdate,
+        precondition: Precondition | None = None,
     ) -> WebhookRead:
-        endpoint = await self._get(session, principal, id, lock=True)
+        endpoint = await self._get(session, principal, id, lock=True, precondition=precondition)
         changes = {
             field: value
             for field, value in data.model_dump(exclude_unset=True).items()
@@ -164,8 +177,14 @@ class WebhookService:
             )
         return WebhookRead.model_validate(endpoint)
 
-    async def delete(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
-        endpoint = await self._get(session, principal, id, lock=True)
+    async def delete(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        id: uuid.UUID,
+        precondition: Precondition | None = None,
+    ) -> None:
+        endpoint = await self._get(session, principal, id, lock=True, precondition=precondition)
         await self._repo(session, principal).delete(endpoint)
         await session.flush()
         audit.record(
