@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, ClassVar
 
@@ -42,10 +43,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["metrics_port"] = await server.start()
     ctx["metrics_server"] = server
+    ctx["webhook_gauges"] = asyncio.create_task(webhooks.watch_gauges(ctx))
     logger.info("worker started")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "webhook_gauges" in ctx:
+        ctx["webhook_gauges"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx["webhook_gauges"]
     await close_webhook_client()
     if "metrics_server" in ctx:
         await ctx["metrics_server"].stop()

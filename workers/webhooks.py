@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -88,16 +89,29 @@ async def deliver(ctx: dict[str, Any], tenant_id: str, endpoint_id: str) -> int:
 
 async def relay(ctx: dict[str, Any]) -> int:
     """Wake endpoints whose due deliveries have no job (Redis lost it, a worker died
-    mid-send and its lease ran out); refresh the pending gauges."""
+    mid-send and its lease ran out)."""
     settings = ctx_settings(ctx)
     db = ctx_db(ctx)
-    await maintenance.refresh_gauges(db)
     due = await maintenance.due_endpoints(db, grace=float(settings.webhook_relay_interval_seconds))
     for item in due:
         await _wake(ctx["redis"], str(item.tenant_id), str(item.endpoint_id))
     if due:
         logger.info("relayed deliveries of %d webhook endpoint(s)", len(due))
     return len(due)
+
+
+GAUGE_INTERVAL_SECONDS = 15.0
+
+
+async def watch_gauges(ctx: dict[str, Any]) -> None:
+    """Every worker process refreshes the pending-deliveries gauges on its own timer, so
+    each one scraped reports the current value (a cron runs on only one of them)."""
+    while True:
+        try:
+            await maintenance.refresh_gauges(ctx_db(ctx))
+        except Exception:
+            logger.warning("could not refresh the webhook gauges", exc_info=True)
+        await asyncio.sleep(GAUGE_INTERVAL_SECONDS)
 
 
 async def prune(ctx: dict[str, Any]) -> int:
