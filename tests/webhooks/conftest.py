@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -81,3 +86,37 @@ async def strict_client(
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c
+
+
+def start_worker(**env: str) -> subprocess.Popen[bytes]:
+    """`tenantry worker` in its own process, configured like the tests' settings."""
+    values = {
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        "WEBHOOK_RETRY_SCHEDULE": "0.1,0.2",
+        "WEBHOOK_TIMEOUT_SECONDS": "2",
+        "WEBHOOK_RELAY_INTERVAL_SECONDS": "1",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tenantry.cli", "worker"],
+        env={**os.environ, **values},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait(timeout=15)
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool] | bool], seconds: float = 120) -> None:
+    """Poll until `condition` holds; the bound only keeps a broken run from hanging."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value if isinstance(value, bool) else await value:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still false after {seconds} s")
