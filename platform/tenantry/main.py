@@ -143,4 +143,9 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     openapi.install(app)
+    if not settings.is_production:
+        # Where email links land in development (in production: the product's front end).
+        from tenantry.devtools.pages import routes as dev_pages
+
+        app.router.routes.extend(dev_pages)
     return app

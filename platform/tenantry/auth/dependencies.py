@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry import ratelimit
+from tenantry import admission
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
@@ -22,6 +22,7 @@ from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
 from tenantry.errors import AppError, Forbidden, Unauthorized
+from tenantry.kit.clients import client_ip
 from tenantry.kit.openapi import API_KEY, BEARER
 from tenantry.models import Plan, Role, TenantStatus
 
@@ -29,10 +30,6 @@ from tenantry.models import Plan, Role, TenantStatus
 # the membership's role *now*, so a demotion or removal applies on the next request,
 # not at token expiry.
 _SESSION_PRINCIPAL = "SELECT * FROM session_principal($1, $2, $3)"
-
-
-def client_ip(request: Request) -> str | None:
-    return ratelimit.client_ip(request)
 
 
 def read_credential(request: Request) -> str | None:
@@ -172,7 +169,7 @@ class Authorize:
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
         if principal.tenant_id is not None:
             # Before the role checks: a refused call costs us work too, and counts.
-            await ratelimit.enforce_tenant_limit(request, principal.tenant_id, principal.plan)
+            await admission.admit(request, principal.tenant_id, principal.plan)
         self._check(principal)
         return principal
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from collections.abc import Iterable
 from timeit import default_timer
 from typing import Any
@@ -48,8 +49,11 @@ from tenantry.observability.metrics import (
     render_latest,
     series,
 )
+from tenantry.observability.queue import observe_queue
 
 METRICS_PATH = "/metrics"
+_QUEUE_TIMEOUT = 2.0
+logger = logging.getLogger("tenantry.metrics")
 # Anything else a client invents ("PROPFIND", "X") would be a new series per value.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -189,6 +193,15 @@ async def watch_pool(engine: AsyncEngine, *, every: float = 1.0) -> None:
         await asyncio.sleep(every)
 
 
+async def _observe_queue(redis: Any, queue_name: str) -> None:
+    """The queue gauges, bounded: with Redis away the scrape still answers (readiness
+    and tenantry_dependency_up already say why) and the gauges keep their last value."""
+    try:
+        await asyncio.wait_for(observe_queue(redis, queue_name), _QUEUE_TIMEOUT)
+    except Exception as exc:
+        logger.warning("queue gauges not refreshed: %s", type(exc).__name__)
+
+
 def _authorized(request: Request, token: str) -> bool:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
@@ -207,7 +220,9 @@ def install(app: FastAPI, settings: Settings) -> None:
             return problem(
                 401, "A valid metrics token is required", headers={"WWW-Authenticate": "Bearer"}
             )
-        await check_readiness(request.app.state.db, request.app.state.redis)
+        redis = request.app.state.redis
+        await check_readiness(request.app.state.db, redis)
+        await _observe_queue(redis, settings.queue_name)
         observe_pool(request.app.state.db.engine.sync_engine.pool)
-        body, content_type = await run_in_threadpool(render_latest)
+        body, content_type = await run_in_threadpool(render_latest, "api")
         return Response(body, media_type=content_type)

@@ -5,12 +5,12 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
+from tenantry.cached_reads import read_entity, read_page
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.conditions import IfMatch
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, entity_responses, json_bytes, serialise
+from tenantry.kit.responses import API_V1, entity, entity_responses, serialise
 from tenantry.tasks.auth import TasksRead, TasksWrite
-from tenantry.tasks.repository import TaskFilters
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 from tenantry.tasks.service import task as task_service
 
@@ -47,13 +47,14 @@ async def list(
 ) -> Response:
     """List a project's tasks; filter by status, assignee or text, sort by a field."""
     query = TaskListQuery.parse(request)
-    filters = TaskFilters(
-        status=query.status, assignee_id=query.assignee_id, q=query.q, sort=query.sort
+    return await read_page(
+        request,
+        principal.require_tenant(),
+        "tasks",
+        query,
+        lambda: task_service.list(session, principal, project_id, query),
+        project_id,
     )
-    value = await task_service.list(
-        session, redis_of(request), principal, project_id, filters, query
-    )
-    return json_bytes(value.body)
 
 
 @router.get(
@@ -63,7 +64,13 @@ async def get(
     id: uuid.UUID, principal: TasksRead, session: SessionDep, request: Request
 ) -> Response:
     """Get a task; answers 304 when `If-None-Match` holds its current ETag."""
-    return entity(request, await task_service.get(session, redis_of(request), principal, id))
+    return await read_entity(
+        request,
+        principal.require_tenant(),
+        "task",
+        id,
+        lambda: task_service.get(session, principal, id),
+    )
 
 
 @router.patch("/tasks/{id}", response_model=TaskRead, responses=entity_responses())
