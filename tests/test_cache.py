@@ -15,11 +15,11 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from tenantry import cache, embedded
-from tenantry.cache import Cached
 from tenantry.cached_reads import page_key
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.kit.pagination import PageParams
+from tenantry.kit.responses import Cached
 from tenantry.main import create_app
 from tenantry.models import Project, Role, Tenant
 from tenantry.observability.metrics import CACHE_REQUESTS

@@ -104,8 +104,8 @@ def cron_jobs() -> list[CronJob]:
     """
     every = max(1, min(60, get_settings().email_relay_interval_seconds))
     return [
-        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=10, max_tries=1),
-        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=10, max_tries=1),
+        cron(reports.relay, name=Job.RELAY_REPORTS.value, second={0, 30}, timeout=10, max_tries=1),
+        cron(usage.flush_usage, name=Job.FLUSH_USAGE.value, second={15}, timeout=10, max_tries=1),
         cron(
             emails.relay,
             name=Job.RELAY_OUTBOX.value,
@@ -129,7 +129,7 @@ def cron_jobs() -> list[CronJob]:
         ),
         cron(
             tenants.relay_purges,
-            name="tenants.relay_purges",
+            name=Job.RELAY_PURGES.value,
             minute=set(range(0, 60, 5)),
             second={45},
             timeout=10,

@@ -32,7 +32,6 @@ never consulted.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -40,11 +39,11 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 
+from tenantry.kit.responses import Cached
 from tenantry.observability.metrics import CACHE_REQUESTS, series
 
 logger = logging.getLogger("tenantry.cache")
@@ -94,30 +93,6 @@ def tenant_prefix(tenant_id: uuid.UUID) -> str:
 
 def generation_key(tenant_id: uuid.UUID) -> str:
     return f"t:{tenant_id}:gen"
-
-
-def etag_for(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-@dataclass(frozen=True)
-class Cached:
-    """A serialised representation and its ETag."""
-
-    body: bytes
-    etag: str
-
-    @classmethod
-    def of(cls, body: bytes) -> Cached:
-        return cls(body, etag_for(body))
-
-    def pack(self) -> bytes:
-        return self.etag.encode() + b"\n" + self.body
-
-    @classmethod
-    def unpack(cls, raw: bytes) -> Cached:
-        etag, _, body = raw.partition(b"\n")
-        return cls(body, etag.decode())
 
 
 class LocalEntries:

@@ -20,11 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tenantry import cache
-from tenantry.cache import Cached
 from tenantry.deps import redis_of
 from tenantry.errors import AppError
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.responses import entity, json_bytes, serialise
+from tenantry.kit.responses import Cached, entity, json_bytes, serialise
 
 Load = Callable[[], Awaitable[BaseModel]]
 

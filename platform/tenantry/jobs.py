@@ -21,12 +21,19 @@ logger = logging.getLogger("tenantry.jobs")
 
 
 class Job(StrEnum):
+    """Every job and cron job the worker runs, by the name ARQ and the metrics know."""
+
     PING = "system.ping"
     DELIVER_EMAIL = "emails.deliver"
     RELAY_OUTBOX = "emails.relay"
     BUILD_REPORT = "reports.build"
+    RELAY_REPORTS = "reports.relay"
+    FLUSH_USAGE = "usage.flush"
     PURGE_TENANT = "tenants.purge"
+    RELAY_PURGES = "tenants.relay_purges"
     DELIVER_WEBHOOKS = "webhooks.deliver"
+    RELAY_WEBHOOKS = "webhooks.relay"
+    PRUNE_WEBHOOKS = "webhooks.prune"
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def create_app(
     # request id and security headers.
     app.add_middleware(HttpShellMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the shell, so metrics and the access log see the status the client got.
-    http_metrics.install(app, settings)
+    http_metrics.install(app, settings, before_scrape=health.refresh)
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)

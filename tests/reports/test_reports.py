@@ -339,6 +339,7 @@ async def test_relay_requeues_a_lost_job(
     owner: Actor,
     redis: ArqRedis,
     run_worker: RunWorker,
+    settings: Settings,
 ) -> None:
     response = await client.post(
         "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
@@ -351,7 +352,7 @@ async def test_relay_requeues_a_lost_job(
         )
     from workers.reports import relay
 
-    assert await relay({"db": db, "redis": redis}) == 1
+    assert await relay({"db": db, "redis": redis, "settings": settings}) == 1
     await run_worker()
     assert (await client.get(location, headers=owner.headers)).json()["status"] == "succeeded"
 

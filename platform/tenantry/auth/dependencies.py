@@ -6,7 +6,6 @@ Domains name their access as aliases built from `Authorize`, e.g.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,9 +183,3 @@ class Authorize:
             principal.role is None or not principal.role.at_least(self.min_role)
         ):
             raise Forbidden(f"Requires the {self.min_role.value} role or higher")
-
-
-def user_id_of(principal: Principal) -> uuid.UUID:
-    if principal.user_id is None:
-        raise Forbidden("This endpoint needs a user, not an API key")
-    return principal.user_id

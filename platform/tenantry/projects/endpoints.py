@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response
 
 from tenantry.cached_reads import read_entity, read_page
 from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.kit import http
 from tenantry.kit.conditions import IfMatch
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, entity_responses, serialise
+from tenantry.kit.responses import entity, entity_responses, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 from tenantry.projects.service import project as project_service
@@ -22,7 +23,7 @@ async def create(
 ) -> Response:
     """Create a project."""
     project = await project_service.create(session, principal, body)
-    location = f"{API_V1}/projects/{project.id}"
+    location = http.location(request, "projects", project.id)
     value = serialise(ProjectRead.model_validate(project))
     return entity(request, value, status_code=201, location=location)
 

@@ -64,6 +64,9 @@ class ProjectService:
             raise ProjectNotFound()
         return ProjectRead.model_validate(dict(row))
 
+    async def exists(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> bool:
+        return await self._repo(session, principal).exists(id)
+
     async def list(
         self, session: AsyncSession, principal: Principal, query: ProjectListQuery
     ) -> Page[ProjectRead]:

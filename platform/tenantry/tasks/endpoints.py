@@ -8,8 +8,9 @@ from fastapi.responses import StreamingResponse
 from tenantry.cached_reads import read_entity, read_page
 from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.conditions import IfMatch
+from tenantry.kit.http import location
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, entity_responses, serialise
+from tenantry.kit.responses import entity, entity_responses, serialise
 from tenantry.tasks.auth import TasksRead, TasksWrite
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 from tenantry.tasks.service import task as task_service
@@ -34,7 +35,7 @@ async def create(
     """Create a task in a project."""
     task = await task_service.create(session, principal, project_id, body)
     value = serialise(TaskRead.model_validate(task))
-    return entity(request, value, status_code=201, location=f"{API_V1}/tasks/{task.id}")
+    return entity(request, value, status_code=201, location=location(request, "tasks", task.id))
 
 
 @router.get(

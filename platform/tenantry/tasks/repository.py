@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
-from tenantry.models import Membership, Project, Task
+from tenantry.models import Project, Task
 from tenantry.tasks.schemas import TaskListQuery, TaskSort
 
 COLUMNS = (
@@ -68,18 +68,6 @@ class TaskRepository(TenantRepository[Task]):
                 sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
             )
         return await fetch_page(self.session, stmt, SORTS[query.sort], query, result="mappings")
-
-    async def project_exists(self, project_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Project.tenant_id) == self.tenant_id, col(Project.id) == project_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
-
-    async def is_member(self, user_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
 
     def stream_statement(self) -> RowSelect:
         """Every task of the tenant with its project's name, in a stable order."""

@@ -21,8 +21,10 @@ from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
 from tenantry.kit.responses import serialise
+from tenantry.members.service import member as member_service
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
+from tenantry.projects.service import project as project_service
 from tenantry.tasks.repository import TaskRepository
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 from tenantry.webhooks import events as webhook_events
@@ -82,9 +84,11 @@ class TaskService:
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
-        if not await repo.project_exists(project_id):
+        if not await project_service.exists(session, principal, project_id):
             raise ProjectNotFound()
-        if data.assignee_id is not None and not await repo.is_member(data.assignee_id):
+        if data.assignee_id is not None and not await member_service.is_member(
+            session, repo.tenant_id, data.assignee_id
+        ):
             raise AssigneeNotMember()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
         await self._flush(session)
@@ -118,7 +122,7 @@ class TaskService:
         rows, next_cursor = await repo.list_rows(project_id, query)
         # A page with rows proves the project exists (RLS and the composite FK); only
         # an empty one costs the extra lookup that tells 404 from "no tasks".
-        if not rows and not await repo.project_exists(project_id):
+        if not rows and not await project_service.exists(session, principal, project_id):
             raise ProjectNotFound()
         items = [TaskRead.model_validate(dict(row)) for row in rows]
         return Page[TaskRead](items=items, next_cursor=next_cursor)
@@ -135,7 +139,9 @@ class TaskService:
         task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
         assignee = changes.get("assignee_id")
-        if assignee is not None and not await repo.is_member(assignee):
+        if assignee is not None and not await member_service.is_member(
+            session, repo.tenant_id, assignee
+        ):
             raise AssigneeNotMember()
         for field, value in changes.items():
             setattr(task, field, value)

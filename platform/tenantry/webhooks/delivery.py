@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.jobs import send_jobs, take_jobs
+from tenantry.kit.http import api_path, public_link
 from tenantry.models import AuditEvent, Role, Tenant
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
@@ -508,7 +509,7 @@ async def disable(
             tenant_name=tenant_name,
             url=disabled.url,
             reason=reason,
-            link=f"{settings.public_url}/api/v1/webhooks/{endpoint_id}",
+            link=public_link(settings, api_path("webhooks", endpoint_id)),
         )
     WEBHOOK_ENDPOINTS_DISABLED.labels(reason=cause).inc()
     logger.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.conditions import IfMatch
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import API_V1, entity, entity_responses, serialise
+from tenantry.kit.responses import entity, entity_responses, serialise
 from tenantry.webhooks.auth import WebhooksManage
 from tenantry.webhooks.schemas import (
     DeliveryDetail,
@@ -38,12 +39,13 @@ async def create(
     principal: WebhooksManage,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
 ) -> WebhookCreated:
     """Add an endpoint; its signing `secret` is in this answer only (admins)."""
     created = await webhook_service.create(session, settings, principal, body)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Location"] = f"{API_V1}/webhooks/{created.id}"
+    response.headers["Location"] = location(request, "webhooks", created.id)
     return created
 
 
