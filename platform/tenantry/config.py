@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "tenantry-api"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
+    # The refresh token just rotated out is answered again, with the same new pair, for
+    # this long (several tabs refreshing at once); later it counts as a replay.
+    refresh_grace_seconds: float = Field(default=30.0, ge=0)
     password_reset_ttl_seconds: int = 30 * 60
     email_verify_ttl_seconds: int = 7 * 24 * 3600
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
+from redis import exceptions as redis_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger("tenantry.jobs")
@@ -110,5 +111,8 @@ async def send_jobs(pool: ArqRedis | None, jobs: list[PendingJob]) -> None:
                 _defer_by=job.defer_by,
                 **job.kwargs,
             )
+        except (redis_exc.ConnectionError, redis_exc.TimeoutError, OSError) as exc:
+            # Redis is down: the breaker logs the outage once; each job is a debug line.
+            logger.debug("could not enqueue %s (%s); the relay will retry it", job.name, exc)
         except Exception:
             logger.warning("could not enqueue %s; the relay will retry it", job.name, exc_info=True)

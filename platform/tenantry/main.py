@@ -15,6 +15,7 @@ from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
+from tenantry.input_guard import InputGuardMiddleware
 from tenantry.kit import openapi
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
@@ -116,6 +117,8 @@ def create_app(
     install_error_handlers(app)
     # Innermost: replays skip the app but still pass through CORS and the HTTP shell.
     app.add_middleware(IdempotencyMiddleware)
+    # Outside idempotency: a refused body never claims a key.
+    app.add_middleware(InputGuardMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
