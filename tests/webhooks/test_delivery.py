@@ -299,3 +299,29 @@ class TestDisabling:
             await drain(settings)
         got = (await client.get(f"/api/v1/webhooks/{endpoint['id']}", headers=owner.headers)).json()
         assert got["status"] == "enabled"
+
+
+class TestComments:
+    async def test_comment_created_and_deleted(
+        self, client: httpx.AsyncClient, owner: Actor, settings: Settings, receiver: Receiver
+    ) -> None:
+        await add_endpoint(client, owner, receiver.url(), ["comment.created", "comment.deleted"])
+        project_id = await new_project(client, owner)
+        task = await client.post(
+            f"/api/v1/projects/{project_id}/tasks", json={"title": "Talk"}, headers=owner.headers
+        )
+        created = await client.post(
+            f"/api/v1/tasks/{task.json()['id']}/comments",
+            json={"body": "Looks good"},
+            headers=owner.headers,
+        )
+        assert created.status_code == 201, created.text
+        deleted = await client.delete(
+            f"/api/v1/comments/{created.json()['id']}", headers=owner.headers
+        )
+        assert deleted.status_code == 204
+        await drain(settings)
+        bodies = sorted((json.loads(r.body) for r in receiver.at("/hook")), key=lambda b: b["type"])
+        assert [b["type"] for b in bodies] == ["comment.created", "comment.deleted"]
+        assert bodies[0]["data"] == created.json()
+        assert bodies[1]["data"] == {"id": created.json()["id"]}

@@ -4,6 +4,7 @@ from tenantry.models.api_key import ApiKey
 from tenantry.models.audit import AuditEvent
 from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
+from tenantry.models.comment import Comment
 from tenantry.models.invitation import Invitation, InvitationStatus
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
@@ -34,6 +35,7 @@ __all__ = [
     "ApiUsageDaily",
     "AuditEvent",
     "AuthSession",
+    "Comment",
     "DeliveryStatus",
     "EmailOutbox",
     "EndpointStatus",

@@ -111,6 +111,9 @@ class TaskService:
             raise TaskNotFound()
         return TaskRead.model_validate(dict(row))
 
+    async def exists(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> bool:
+        return await self._repo(session, principal).get_row(id) is not None
+
     async def list(
         self,
         session: AsyncSession,

@@ -33,6 +33,8 @@ CATALOGUE = (
     "task.created",
     "task.updated",
     "task.deleted",
+    "comment.created",
+    "comment.deleted",
     "member.added",
     "member.updated",
     "member.removed",

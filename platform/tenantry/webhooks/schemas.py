@@ -24,6 +24,8 @@ EventName = Literal[
     "task.created",
     "task.updated",
     "task.deleted",
+    "comment.created",
+    "comment.deleted",
     "member.added",
     "member.updated",
     "member.removed",

@@ -8,8 +8,8 @@ and only while `app.maintenance` names that job: the relay (and the pending-deli
 gauges) sees pending deliveries; the pruner sees events older than 30 days, which it then
 deletes tenant by tenant under the ordinary policy.
 
-Revision ID: 0008_webhooks
-Revises: 0007_refresh_grace_outbox_scrub
+Revision ID: 0009_webhooks
+Revises: 0008_comments
 Create Date: 2026-12-02 07:04:20.453140+00:00
 """
 
@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 from tenantry.migrations import disable_tenant_rls, enable_tenant_rls
 
-revision: str = "0008_webhooks"
-down_revision: str | None = "0007_refresh_grace_outbox_scrub"
+revision: str = "0009_webhooks"
+down_revision: str | None = "0008_comments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
