@@ -1,4 +1,4 @@
-"""Migration 0009 (keys (tenant_id, id)) runs in place on a database with rows in it,
+"""Migration 0010 (keys (tenant_id, id)) runs in place on a database with rows in it,
 keeps every row and every reference, and goes back down cleanly."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from tenantry import embedded
 from tenantry.cli import find_alembic_ini
 from tests.fixtures import services as fixtures
 
-BEFORE = "0008_comments"
-AFTER = "0009_tenant_keys"
+BEFORE = "0009_webhooks"
+AFTER = "0010_tenant_keys"
 
 
 def _config(url: str) -> Config:

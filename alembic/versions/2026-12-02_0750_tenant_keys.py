@@ -19,8 +19,8 @@ is an ordinary migration on a single PostgreSQL too:
 No global table has a foreign key to a tenant table (tests/test_schema_citus.py keeps
 it so).
 
-Revision ID: 0009_tenant_keys
-Revises: 0008_comments
+Revision ID: 0010_tenant_keys
+Revises: 0009_webhooks
 Create Date: 2026-12-02 07:50:00.000000+00:00
 """
 
@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009_tenant_keys"
-down_revision: str | None = "0008_comments"
+revision: str = "0010_tenant_keys"
+down_revision: str | None = "0009_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,8 +8,8 @@ by its key, `tenant_id = p_tenant_id AND user_id = p_user_id`, which routes to o
 and is skipped when there is no tenant; the rest reads only global tables. Same columns,
 same answers, on a single PostgreSQL too.
 
-Revision ID: 0010_principal_on_citus
-Revises: 0009_tenant_keys
+Revision ID: 0011_principal_on_citus
+Revises: 0010_tenant_keys
 Create Date: 2026-12-02 08:35:00.000000+00:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_principal_on_citus"
-down_revision: str | None = "0009_tenant_keys"
+revision: str = "0011_principal_on_citus"
+down_revision: str | None = "0010_tenant_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
