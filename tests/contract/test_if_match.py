@@ -209,7 +209,9 @@ async def test_two_concurrent_writers_with_the_same_tag_one_wins(
 
     async with db.session_scope(tenant.id) as holder:
         await holder.execute(
-            sa.select(Project).where(Project.id == project.id).with_for_update()  # type: ignore[arg-type]
+            sa.select(Project)
+            .where(Project.tenant_id == tenant.id, Project.id == project.id)  # type: ignore[arg-type]
+            .with_for_update()
         )
         racing = [asyncio.create_task(write(name)) for name in ("First", "Second")]
         await _waiting_on_locks(db, 2)
