@@ -261,8 +261,10 @@ class TestProbes:
                 assert m.parse_cli(argv[1:]) == {"check": True}
                 assert spec["timeoutSeconds"] >= 3  # it starts a Python process
             else:
-                # The worker's metrics server: GET /health next to /metrics.
-                assert spec["httpGet"] == {"path": "/health", "port": "metrics"}
+                # The worker's metrics server: GET /health next to /metrics; liveness
+                # ignores Redis (the worker rides out an outage of it).
+                path = "/health/live" if probe == "livenessProbe" else "/health"
+                assert spec["httpGet"] == {"path": path, "port": "metrics"}
                 assert ports["metrics"] == VALUES["worker"]["metricsPort"]
 
     def test_exec_probe_is_what_ci_exercises(self) -> None:
