@@ -35,6 +35,7 @@ def api_routers() -> list[APIRouter]:
     from tenantry.admin.endpoints import router as admin_router
     from tenantry.api_keys.endpoints import router as api_keys_router
     from tenantry.audit.endpoints import router as audit_router
+    from tenantry.comments.endpoints import router as comments_router
     from tenantry.invitations.endpoints import router as invitations_router
     from tenantry.members.endpoints import router as members_router
     from tenantry.projects.endpoints import router as projects_router
@@ -44,9 +45,11 @@ def api_routers() -> list[APIRouter]:
     from tenantry.tasks.endpoints import router as tasks_router
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
+    from tenantry.webhooks.endpoints import router as webhooks_router
 
     return [
         tasks_router,
+        comments_router,
         projects_router,
         exports_router,
         users_router,
@@ -57,6 +60,7 @@ def api_routers() -> list[APIRouter]:
         api_keys_router,
         reports_router,
         audit_router,
+        webhooks_router,
         admin_router,
     ]
 
