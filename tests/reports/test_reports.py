@@ -238,7 +238,7 @@ class TestBuild:
         owner: Actor,
         run_worker: RunWorker,
     ) -> None:
-        location = await self.request(client, owner, kind="usage", format="csv", params=RANGE)
+        await self.request(client, owner, kind="usage", format="csv", params=RANGE)
         await run_worker()
         async with db.session_scope() as session:
             emails = (
