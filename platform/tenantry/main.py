@@ -45,6 +45,7 @@ def api_routers() -> list[APIRouter]:
     from tenantry.tasks.endpoints import router as tasks_router
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
+    from tenantry.webhooks.endpoints import router as webhooks_router
 
     return [
         tasks_router,
@@ -59,6 +60,7 @@ def api_routers() -> list[APIRouter]:
         api_keys_router,
         reports_router,
         audit_router,
+        webhooks_router,
         admin_router,
     ]
 

@@ -253,7 +253,8 @@ async def test_worker_process_serves_metrics_and_health(
     try:
         job = await redis.enqueue_job(Job.PING.value)
         assert job is not None
-        await job.result(timeout=30)
+        # Generous: a worker starting on a busy machine takes tens of seconds.
+        await job.result(timeout=120)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             health = await client.get("/health")
             text = (await client.get("/metrics")).text

@@ -16,6 +16,7 @@ from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Comment, Role
 from tenantry.tasks.service import TaskNotFound
 from tenantry.tasks.service import task as task_service
+from tenantry.webhooks import events as webhook_events
 
 
 class CommentNotFound(NotFound):
@@ -57,6 +58,9 @@ class CommentService:
             target_id=comment.id,
             data={"task_id": str(task_id)},
         )
+        await webhook_events.emit(
+            session, repo.tenant_id, "comment.created", CommentRead.model_validate(comment)
+        )
         return comment
 
     async def list(
@@ -88,6 +92,7 @@ class CommentService:
             target_id=id,
             data={"task_id": str(comment.task_id)},
         )
+        await webhook_events.emit(session, repo.tenant_id, "comment.deleted", {"id": str(id)})
 
 
 comment = CommentService()

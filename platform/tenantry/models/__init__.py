@@ -20,6 +20,14 @@ from tenantry.models.report import (
 from tenantry.models.task import Task, TaskStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
+from tenantry.models.webhook import (
+    DeliveryStatus,
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "GLOBAL_TABLES",
@@ -28,7 +36,9 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Comment",
+    "DeliveryStatus",
     "EmailOutbox",
+    "EndpointStatus",
     "IDModel",
     "Invitation",
     "InvitationStatus",
@@ -49,5 +59,9 @@ __all__ = [
     "TenantStatus",
     "Timestamped",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "metadata",
 ]

@@ -33,6 +33,7 @@ from tenantry.tasks.schemas import (
     TaskRead,
     TaskUpdate,
 )
+from tenantry.webhooks import events as webhook_events
 
 EXPORT_BATCH = 1_000
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,6 +93,9 @@ class TaskService:
             target_id=task.id,
             data={"project_id": str(project_id), "title": task.title},
         )
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.created", TaskRead.model_validate(task)
+        )
         return task
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
@@ -147,6 +151,9 @@ class TaskService:
                 target_id=task.id,
                 data={"fields": sorted(changes)},
             )
+            await webhook_events.emit(
+                session, repo.tenant_id, "task.updated", TaskRead.model_validate(task)
+            )
         return task
 
     async def delete(
@@ -168,6 +175,7 @@ class TaskService:
             target_id=id,
             data={"project_id": str(task.project_id), "title": task.title},
         )
+        await webhook_events.emit(session, repo.tenant_id, "task.deleted", {"id": str(id)})
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:
         """The tenant's tasks as CSV, streamed from a server-side cursor.
