@@ -54,6 +54,8 @@ class Receiver:
         self.arrivals: list[tuple[str, str, float]] = []
         self.release = threading.Event()
         self.lock = threading.Lock()
+        self.open = 0
+        self.max_open = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,7 +66,12 @@ class Receiver:
                 with receiver.lock:
                     receiver.arrivals.append((self.path, marker, at))
                 if self.path == "/hang":
+                    with receiver.lock:
+                        receiver.open += 1
+                        receiver.max_open = max(receiver.max_open, receiver.open)
                     receiver.release.wait(HANG_SECONDS)
+                    with receiver.lock:
+                        receiver.open -= 1
                 try:
                     self.send_response(200)
                     self.send_header("content-length", "0")
@@ -244,7 +251,10 @@ async def main(count: int, redis_url: str) -> None:
             await latency_run(db, redis, receiver, iso, "/healthy", "project.created", 40, 1, 0.25),
         )
         hung = len(receiver.at("/hang").get("h", []))
-        print(f"  hanging endpoint: {hung} request(s) open at once (cap 4), 200 pending")
+        print(
+            f"  hanging endpoint: {receiver.max_open} request(s) open at most at once (cap 4),"
+            f" {hung} sent in all (each held until the 10 s timeout), 200 pending"
+        )
     finally:
         receiver.close()
         if worker is not None:
