@@ -40,6 +40,9 @@ ALLOWED = {
     "reports/storage.py": "report chunks are written and streamed by (tenant_id, report_id)",
     "auth/api_key.py": "finds a key by its hash before any tenant is known (the RLS key arm)",
     "usage.py": "upserts the usage counters of one tenant from Redis",
+    "webhooks/events.py": "the outbox fan-out: one INSERT … SELECT scoped by tenant_id",
+    "webhooks/delivery.py": "claim/record under per-endpoint leases, every statement by tenant_id",
+    "webhooks/maintenance.py": "relay, gauges and prune across tenants through the RLS arms",
 }
 
 

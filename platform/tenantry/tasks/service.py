@@ -27,7 +27,7 @@ from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
 from tenantry.tasks.repository import TaskRepository
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = (

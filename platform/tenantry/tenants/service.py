@@ -26,7 +26,7 @@ from tenantry.tenants.schemas import (
     TenantUpdate,
     TenantWithRole,
 )
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 logger = logging.getLogger("tenantry.tenants")
 
