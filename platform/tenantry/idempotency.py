@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 from typing import Any
 
 import orjson
@@ -53,6 +54,9 @@ TTL_SECONDS = 24 * 3600
 # dies mid-request frees the key when this runs out.
 IN_FLIGHT_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
+# Visible ASCII, spaces only inside (the OpenAPI document states the same pattern).
+KEY_PATTERN = r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"
+_KEY = re.compile(KEY_PATTERN)
 _KEPT_HEADERS = {b"content-type", b"location", b"etag", b"cache-control"}
 _NOT_KEPT = {401, 403, 408, 425, 429}
 
@@ -114,10 +118,10 @@ class IdempotencyMiddleware:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
             response = problem(
                 400,
-                f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable characters",
+                f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} visible ASCII characters",
                 code="bad-request",
             )
             await response(scope, receive, send)

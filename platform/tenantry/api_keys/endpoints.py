@@ -9,6 +9,7 @@ from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.api_keys.service import api_key as api_key_service
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.responses import located
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute)
 
@@ -23,7 +24,9 @@ async def create(
 ) -> ApiKeyCreated:
     """Create an API key; the `key` is in this answer only (admins)."""
     response.headers["Cache-Control"] = "no-store"
-    return await api_key_service.create(session, settings, principal, body)
+    created = await api_key_service.create(session, settings, principal, body)
+    located(response, f"/api-keys/{created.id}")
+    return created
 
 
 @router.get("", response_model=Page[ApiKeyRead], openapi_extra=PageParams.openapi())

@@ -19,6 +19,11 @@ JSON = "application/json"
 API_V1 = "/api/v1"
 
 
+def located(response: Response, path: str) -> None:
+    """`Location` of an object just created: `path` under the API's base path."""
+    response.headers["Location"] = f"{API_V1}{path}"
+
+
 def entity_responses(
     status: int = 200, *, conditional_get: bool = False
 ) -> dict[int | str, dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import Conflict
 from tenantry.kit.openapi import raises
+from tenantry.kit.responses import located
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
@@ -32,9 +33,13 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=UnitOfWorkRoute)
     dependencies=[SignupRateLimit],
     responses=raises(Conflict),
 )
-async def create(data: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
+async def create(
+    data: UserCreate, session: SessionDep, settings: SettingsDep, response: Response
+) -> User:
     """Sign up; a welcome email with a verification token follows."""
-    return await user_service.create(session, settings, data)
+    user = await user_service.create(session, settings, data)
+    located(response, "/users/me")  # the account, as its owner reads it once signed in
+    return user
 
 
 @router.get("/me", response_model=UserMe)
