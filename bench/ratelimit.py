@@ -27,10 +27,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from starlette.types import Message
 
+from tenantry.admission import admit
 from tenantry.config import Settings
 from tenantry.middleware import HttpShellMiddleware
 from tenantry.models import Plan
-from tenantry.ratelimit import Bucket, RateLimiter, enforce_tenant_limit
+from tenantry.ratelimit import Bucket, RateLimiter
 from tenantry.redis_client import create_redis
 
 N = int(os.environ.get("BENCH_N", "3000"))
@@ -104,7 +105,7 @@ async def main() -> None:
     tenant_id = uuid.uuid4()
 
     async def tenant_rule(request: Request) -> None:
-        await enforce_tenant_limit(request, tenant_id, Plan.ENTERPRISE)
+        await admit(request, tenant_id, Plan.ENTERPRISE)
 
     async def no_op(request: Request) -> None:
         return None

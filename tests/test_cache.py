@@ -15,13 +15,17 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from tenantry import cache, embedded
-from tenantry.cache import Cached
+from tenantry.cached_reads import page_key
 from tenantry.config import Settings
 from tenantry.db import Database
+from tenantry.kit.pagination import PageParams
+from tenantry.kit.responses import Cached
 from tenantry.main import create_app
 from tenantry.models import Project, Role, Tenant
 from tenantry.observability.metrics import CACHE_REQUESTS
+from tenantry.projects.schemas import ProjectListQuery
 from tenantry.redis_client import create_redis
+from tenantry.tasks.schemas import TaskListQuery
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.tenant_data import make_project, make_tasks
 
@@ -135,6 +139,25 @@ class TestLocalTier:
             )
         await cache.invalidate(redis, {tenant.id})
         assert (await client.get(url, headers=owner.headers)).json()["name"] == "After"
+
+    async def test_serves_with_rate_limits_off(
+        self, settings: Settings, db: Database, owner: Actor, tenant: Tenant, redis: ArqRedis
+    ) -> None:
+        # The generation rides the admission round trip, not the rate limiter: turning
+        # limits off must not turn the memory tier off with them.
+        app = create_app(settings.model_copy(update={"rate_limit_enabled": False}), db=db)
+        project = await make_project(db, tenant)
+        url = f"/api/v1/projects/{project.id}"
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                first = await client.get(url, headers=owner.headers)
+                assert "x-ratelimit-limit" not in first.headers
+                await redis.delete(*[k async for k in redis.scan_iter(match="t:*:project:*")])
+                hits = _count("project", "hit")
+                second = await client.get(url, headers=owner.headers)
+        assert second.content == first.content
+        assert _count("project", "hit") == hits + 1
 
     async def test_only_the_generation_this_request_read_unlocks_it(
         self, settings: Settings, tenant: Tenant
@@ -361,3 +384,37 @@ class TestRedisDown:
             assert _count("t", "bypass") == bypass + 3
         finally:
             await dead.aclose()
+
+
+class TestCacheKey:
+    """List keys come from the validated query model, so no filter can be left out."""
+
+    @pytest.mark.parametrize(
+        ("query", "changes"),
+        [
+            (
+                TaskListQuery(),
+                {
+                    "limit": 5,
+                    "status": "done",
+                    "assignee_id": uuid.uuid4(),
+                    "q": "x",
+                    "sort": "priority",
+                },
+            ),
+            (ProjectListQuery(), {"limit": 5, "q": "x"}),
+        ],
+    )
+    def test_every_query_field_but_the_cursor_changes_the_key(
+        self, query: PageParams, changes: dict[str, Any]
+    ) -> None:
+        assert set(changes) == set(type(query).model_fields) - {"cursor"}, "a field untested"
+        key = page_key("things", query)
+        for field, value in changes.items():
+            changed = type(query).model_validate({**query.model_dump(), field: value})
+            assert page_key("things", changed) != key, field
+        assert page_key("things", query.model_copy(update={"cursor": "abc"})) == key
+
+    def test_path_ids_are_part_of_the_key(self) -> None:
+        query = TaskListQuery()
+        assert page_key("tasks", query, uuid.uuid4()) != page_key("tasks", query, uuid.uuid4())

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tenantry.config import DEV_SECRET, Settings
+from tenantry.config import DEV_SECRET, Environment, Settings
 
 STRONG = "k" * 48
 
@@ -51,3 +51,26 @@ class TestParsing:
         )
         assert settings.app_role == "the_app"
         assert settings.owner_url == settings.database_url
+
+
+class TestPlanLimitsByEnvironment:
+    """Development is generous (a newcomer's curl session never meets 60 a minute);
+    tests and production keep the contract's numbers; explicit values always win."""
+
+    def test_development_defaults_are_generous(self) -> None:
+        from tenantry.config import DEV_PLAN_LIMITS
+
+        settings = Settings(environment=Environment.DEVELOPMENT)
+        assert settings.rate_limit_free == DEV_PLAN_LIMITS["rate_limit_free"] >= 1000
+        assert settings.rate_limit_pro > settings.rate_limit_free
+
+    def test_production_and_tests_keep_the_contract(self) -> None:
+        secret = "x" * 40
+        for environment in (Environment.TEST, Environment.PRODUCTION):
+            settings = Settings(environment=environment, secret_key=secret)
+            assert (settings.rate_limit_free, settings.rate_limit_pro) == (60, 600)
+            assert settings.rate_limit_enterprise == 6000
+
+    def test_an_explicit_limit_wins_in_development(self) -> None:
+        settings = Settings(environment=Environment.DEVELOPMENT, rate_limit_free=7)
+        assert settings.rate_limit_free == 7

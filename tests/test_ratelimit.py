@@ -33,6 +33,7 @@ from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.errors import NotFound
+from tenantry.kit.clients import client_ip, ip_key
 from tenantry.main import create_app
 from tenantry.models import Plan, Tenant
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit, SignupRateLimit
@@ -449,20 +450,20 @@ class TestClientIp:
         return Request({"type": "http", "client": (peer, 1), "headers": headers, "app": App()})
 
     def test_socket_peer_without_trusted_proxies(self) -> None:
-        assert ratelimit.client_ip(self.request("10.0.0.1", "1.1.1.1", [])) == "10.0.0.1"
+        assert client_ip(self.request("10.0.0.1", "1.1.1.1", [])) == "10.0.0.1"
 
     def test_untrusted_peer_is_believed_over_its_header(self) -> None:
         request = self.request("10.0.0.1", "1.1.1.1", ["192.168.0.0/16"])
-        assert ratelimit.client_ip(request) == "10.0.0.1"
+        assert client_ip(request) == "10.0.0.1"
 
     def test_nearest_untrusted_hop_behind_a_proxy_chain(self) -> None:
         request = self.request("10.0.0.1", "6.6.6.6, 1.1.1.1, 10.0.0.2", ["10.0.0.0/8"])
-        assert ratelimit.client_ip(request) == "1.1.1.1"
+        assert client_ip(request) == "1.1.1.1"
 
     def test_ipv6_clients_share_their_slash_64(self) -> None:
-        assert ratelimit.ip_key("2001:db8:1:2:aaaa::1") == ratelimit.ip_key("2001:db8:1:2:bbbb::9")
-        assert ratelimit.ip_key("2001:db8:1:2::1") != ratelimit.ip_key("2001:db8:1:3::1")
-        assert ratelimit.ip_key("::ffff:1.2.3.4") == "1.2.3.4"
+        assert ip_key("2001:db8:1:2:aaaa::1") == ip_key("2001:db8:1:2:bbbb::9")
+        assert ip_key("2001:db8:1:2::1") != ip_key("2001:db8:1:3::1")
+        assert ip_key("::ffff:1.2.3.4") == "1.2.3.4"
 
 
 class TestScript:

@@ -34,7 +34,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     # on_startup runs inside ARQ's main task: while it runs, the worker is alive.
     server = MetricsServer(
         redis=ctx["app_redis"],
-        queue_name=settings.queue_name,
         main_task=asyncio.current_task(),
         host=settings.worker_metrics_host,
         port=settings.worker_metrics_port,
@@ -89,8 +88,8 @@ def cron_jobs() -> list[CronJob]:
     """
     every = max(1, min(60, get_settings().email_relay_interval_seconds))
     return [
-        cron(reports.relay, name="reports.relay", second={0, 30}, timeout=10, max_tries=1),
-        cron(usage.flush_usage, name="usage.flush", second={15}, timeout=10, max_tries=1),
+        cron(reports.relay, name=Job.RELAY_REPORTS.value, second={0, 30}, timeout=10, max_tries=1),
+        cron(usage.flush_usage, name=Job.FLUSH_USAGE.value, second={15}, timeout=10, max_tries=1),
         cron(
             emails.relay,
             name=Job.RELAY_OUTBOX.value,
@@ -101,13 +100,28 @@ def cron_jobs() -> list[CronJob]:
         ),
         cron(
             tenants.relay_purges,
-            name="tenants.relay_purges",
+            name=Job.RELAY_PURGES.value,
             minute=set(range(0, 60, 5)),
             second={45},
             timeout=10,
             max_tries=1,
         ),
     ]
+
+
+def completion_wait(
+    functions: list[Function | WorkerCoroutine], crons: list[CronJob], default: float
+) -> int:
+    """Seconds a stopping worker lets its running jobs finish (ARQ cancels them, and
+    spends a try, only after this): longer than the longest job may run, so a job
+    started before SIGTERM ends on its own. Kubernetes' terminationGracePeriodSeconds
+    (the chart's worker.terminationGracePeriodSeconds) must be longer still."""
+    timeouts = [
+        job.timeout_s if job.timeout_s is not None else default
+        for job in [*functions, *crons]
+        if isinstance(job, Function | CronJob)
+    ]
+    return int(max(timeouts, default=default)) + 5
 
 
 class WorkerSettings:
@@ -126,3 +140,6 @@ class WorkerSettings:
     keep_result = 3600
     poll_delay = 0.2
     max_jobs = 20
+    # On SIGTERM: stop picking jobs, let the running ones finish, then stop. (Without
+    # it ARQ cancels running jobs at once and re-queues them, spending a try.)
+    job_completion_wait = completion_wait(functions, cron_jobs, JOB_TIMEOUT)

@@ -10,7 +10,6 @@ from typing import Any
 from arq import Retry
 
 from tenantry.jobs import Job
-from tenantry.observability.metrics import JOB_DURATION, JOB_RETRIES, JOBS
 from tenantry.tenants.purge import DEFAULT_BATCH_SIZE, purger
 from tenantry.tenants.service import purge_job_id
 from workers.context import ctx_db
@@ -32,27 +31,21 @@ async def purge(
     pause_seconds: float = 0.0,
     run_seconds: float = PURGE_RUN_SECONDS,
 ) -> dict[str, object]:
-    """Delete every row of a deleted tenant, in batches; safe to run again at any point."""
-    started = time.perf_counter()
-    outcome = "failed"
-    try:
-        result = await purger.purge(
-            ctx_db(ctx),
-            ctx["app_redis"],
-            uuid.UUID(tenant_id),
-            batch_size=batch_size,
-            pause_seconds=pause_seconds,
-            deadline=time.monotonic() + run_seconds,
-        )
-        if result.status == "partial":
-            outcome = "continued"
-            JOB_RETRIES.labels(Job.PURGE_TENANT.value).inc()
-            raise Retry(defer=0)
-        outcome = "succeeded"
-        return result.as_dict()
-    finally:
-        JOBS.labels(Job.PURGE_TENANT.value, outcome).inc()
-        JOB_DURATION.labels(Job.PURGE_TENANT.value).observe(time.perf_counter() - started)
+    """Delete every row of a deleted tenant, in batches; safe to run again at any point.
+
+    Counted like every job by `instrument_job` (a partial run is a `retry`).
+    """
+    result = await purger.purge(
+        ctx_db(ctx),
+        ctx["app_redis"],
+        uuid.UUID(tenant_id),
+        batch_size=batch_size,
+        pause_seconds=pause_seconds,
+        deadline=time.monotonic() + run_seconds,
+    )
+    if result.status == "partial":
+        raise Retry(defer=0)
+    return result.as_dict()
 
 
 async def relay_purges(ctx: dict[str, Any]) -> int:

@@ -4,8 +4,9 @@ Keys are `t:{tenant_id}:…` so a tenant purge can delete them by prefix. Every 
 carries the tenant's *generation*, a number kept in `t:{tenant_id}:gen`:
 
 - a read looks up the generation and the entry in one round trip (a Lua script);
-- the unit of work bumps the generation *after* its commit and *before* the response
-  is sent, so the writer's next read misses and sees the write;
+- the unit of work (`deps.UnitOfWorkRoute`) bumps the generation of every tenant its
+  session wrote to *after* its commit and *before* the response is sent, so the
+  writer's next read misses and sees the write;
 - a reader that loaded stale rows before a concurrent commit stores them under the old
   generation, which no later read asks for: the fill/invalidate race cannot resurrect
   stale data.
@@ -20,17 +21,17 @@ entry TTL.
 
 Each process also keeps recent entries in memory (`local`, a byte-bounded LRU) under
 the same generation-carrying keys. It is read only when the request already knows the
-tenant's current generation: the rate limiter reads it in the round trip it makes
-anyway (`note_generation`). So a local hit costs no Redis round trip and is exactly as
-fresh as a Redis hit: a write bumps the generation before its response, and the
-writer's next request, on any process, reads the new one and misses. Without a known
-generation (Redis down, limits off) the local tier is never consulted.
+tenant's current generation: `admission` reads it in the round trip every tenant call
+makes anyway (`note_generation`), whether rate limits are on or off. So a local hit
+costs no Redis round trip and is exactly as fresh as a Redis hit: a write bumps the
+generation before its response, and the writer's next request, on any process, reads
+the new one and misses. Without a known generation (Redis down) the local tier is
+never consulted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -38,16 +39,11 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
 
 from redis import exceptions as redis_exc
 from redis.asyncio import Redis
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, UOWTransaction
 
-from tenantry.models import TenantScoped
+from tenantry.kit.responses import Cached
 from tenantry.observability.metrics import CACHE_REQUESTS, series
 
 logger = logging.getLogger("tenantry.cache")
@@ -59,8 +55,6 @@ LOCK_TTL_MS = 3_000
 WAIT_STEPS = 10
 WAIT_STEP_SECONDS = 0.015
 BREAKER_SECONDS = 1.0
-
-_DIRTY = "cache_dirty_tenants"
 
 # KEYS[1] = generation key; ARGV[1] = entry key prefix (the generation is appended),
 # ARGV[2] = generation TTL, ARGV[3] = fill-lock TTL (ms). One round trip answers
@@ -99,30 +93,6 @@ def tenant_prefix(tenant_id: uuid.UUID) -> str:
 
 def generation_key(tenant_id: uuid.UUID) -> str:
     return f"t:{tenant_id}:gen"
-
-
-def etag_for(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-@dataclass(frozen=True)
-class Cached:
-    """A serialised representation and its ETag."""
-
-    body: bytes
-    etag: str
-
-    @classmethod
-    def of(cls, body: bytes) -> Cached:
-        return cls(body, etag_for(body))
-
-    def pack(self) -> bytes:
-        return self.etag.encode() + b"\n" + self.body
-
-    @classmethod
-    def unpack(cls, raw: bytes) -> Cached:
-        etag, _, body = raw.partition(b"\n")
-        return cls(body, etag.decode())
 
 
 class LocalEntries:
@@ -276,27 +246,3 @@ async def invalidate(redis: Redis, tenant_ids: set[uuid.UUID]) -> None:
         # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.
         _trip(redis, exc)
         CACHE_REQUESTS.labels("invalidate", "bypass").inc()
-
-
-def mark_stale(session: AsyncSession | Session, tenant_id: uuid.UUID) -> None:
-    """Invalidate the tenant's cache once this session's transaction commits.
-
-    ORM writes of tenant-scoped rows are marked automatically (see `_mark_flushed`);
-    call this for bulk `update()`/`delete()` statements that bypass the ORM's flush.
-    """
-    info: dict[str, Any] = session.info
-    info.setdefault(_DIRTY, set()).add(tenant_id)
-
-
-def take_stale(session: AsyncSession) -> set[uuid.UUID]:
-    stale: set[uuid.UUID] = session.info.pop(_DIRTY, set())
-    return stale
-
-
-@event.listens_for(Session, "after_flush")
-def _mark_flushed(session: Session, flush_context: UOWTransaction) -> None:
-    # Any domain's ORM write to a tenant-owned row (a task, a membership whose removal
-    # unassigns tasks, …) makes that tenant's cached reads stale.
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, TenantScoped) and obj.tenant_id is not None:
-            mark_stale(session, obj.tenant_id)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +18,31 @@ app = typer.Typer(help="Tenantry: a multi-tenant SaaS API platform.", no_args_is
 
 
 ALEMBIC_INI_ENV = "TENANTRY_ALEMBIC_INI"
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="TENANTRY_DATA_DIR",
+        help="Where `tenantry dev` keeps its embedded servers, mail and state [default: .tenantry]",
+        show_default=False,
+    ),
+]
+
+
+def _borrow_dev_servers(data_dir: Path | None) -> None:
+    """No DATABASE_URL: use the servers of the `tenantry dev` running under the data
+    dir, or exit 2 saying exactly what to set."""
+    from tenantry.devtools import state
+
+    try:
+        found = state.use_running_dev(data_dir)
+    except state.NoDatabase as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if found is not None:
+        typer.echo(f"using the servers of `tenantry dev` (pid {found.pid})", err=True)
 
 
 class MigrationsNotFound(FileNotFoundError):
@@ -67,9 +89,12 @@ def run_migrations(url: str | None = None, app_role: str | None = None) -> None:
 
 
 @app.command()
-def migrate() -> None:
-    """Upgrade the schema to head as the owner role, then grant the app role."""
+def migrate(data_dir: DataDirOption = None) -> None:
+    """Upgrade the schema to head as the owner role, then grant the app role. With no
+    DATABASE_URL set, migrates the database of the running `tenantry dev`."""
     try:
+        find_alembic_ini()
+        _borrow_dev_servers(data_dir)
         run_migrations()
     except MigrationsNotFound as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -116,7 +141,9 @@ def serve(
 def worker(
     check: Annotated[bool, typer.Option(help="Exit 0 if a worker is alive (for probes)")] = False,
 ) -> None:
-    """Run an ARQ worker (or, with --check, probe a running one's health key)."""
+    """Run an ARQ worker (or, with --check, probe a running one's health key). With no
+    DATABASE_URL set, joins the running `tenantry dev` (its data dir: TENANTRY_DATA_DIR)."""
+    _borrow_dev_servers(None)
     # One process: the in-memory registry, never files shared with an API in the same box.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from tenantry.config import get_settings
@@ -157,9 +184,12 @@ def create_superuser(
         str | None, typer.Option(envvar="TENANTRY_SUPERUSER_PASSWORD", show_default=False)
     ] = None,
     full_name: Annotated[str | None, typer.Option(envvar="TENANTRY_SUPERUSER_FULL_NAME")] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Create a platform operator (is_superuser). Prompts for what is missing when run
-    at a terminal; scripts pass flags or TENANTRY_SUPERUSER_* variables."""
+    at a terminal; scripts pass flags or TENANTRY_SUPERUSER_* variables. With no
+    DATABASE_URL set, writes to the database of the running `tenantry dev`."""
+    _borrow_dev_servers(data_dir)
     values = {
         "email": _ask(email, "--email", "TENANTRY_SUPERUSER_EMAIL"),
         "username": _ask(username, "--username", "TENANTRY_SUPERUSER_USERNAME"),
@@ -206,70 +236,79 @@ async def _create_superuser(data: UserCreate) -> str:
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="API port")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where embedded data lives")] = Path(".tenantry"),
+    port: Annotated[
+        int | None,
+        typer.Option(help="API port [default: 8000 if free, else a free one]", show_default=False),
+    ] = None,
+    worker_metrics_port: Annotated[
+        int | None,
+        typer.Option(help="The worker's /metrics and /health port [default: a free one]"),
+    ] = None,
+    data_dir: DataDirOption = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="Create demo accounts and data once it is up")
+    ] = False,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the API and the worker")
+    ] = 180.0,
 ) -> None:
     """Everything on one machine: embedded PostgreSQL and Valkey (unless DATABASE_URL /
-    REDIS_URL are set), migrations, the API on :8000 and a worker. Ctrl-C stops it all."""
-    from tenantry import embedded
+    REDIS_URL are set), migrations, the API and a worker. If any part dies, everything
+    stops with the reason and a non-zero exit. Ctrl-C stops it all."""
+    from tenantry.devtools import dev as devmode
 
-    env = dict(os.environ)
-    env.setdefault("ENVIRONMENT", "development")
-    services = None
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if "DATABASE_URL" not in env or "REDIS_URL" not in env:
-        typer.echo(f"starting embedded PostgreSQL and Valkey under {data_dir} …")
-        services = embedded.start(data_dir)
-        embedded.prepare(services)
-        env.setdefault("DATABASE_URL", services.database_url(embedded.APP_ROLE, "tenantry"))
-        env.setdefault("DATABASE_OWNER_URL", services.database_url(embedded.OWNER_ROLE, "tenantry"))
-        env.setdefault("REDIS_URL", services.redis_url)
-    env.setdefault("MAIL_SINK_DIR", str(data_dir / "mail"))
-    os.environ.update(env)
-
-    from tenantry.config import get_settings
-    from tenantry.observability.logging import configure_logging
-
-    get_settings.cache_clear()
-    run_migrations()
-    # After the migrations: alembic.ini installs its own logging while they run.
-    configure_logging(get_settings(), component="dev")
-    exe = [sys.executable, "-m", "tenantry.cli"]
-    procs = [
-        subprocess.Popen([*exe, "serve", "--port", str(port)], env=env),
-        subprocess.Popen([*exe, "worker"], env=env),
-    ]
-    typer.echo(
-        f"\nTenantry is up: http://127.0.0.1:{port}/api/docs  "
-        f"(health: /health/ready, mail: {env['MAIL_SINK_DIR']})\nCtrl-C stops everything.\n"
+    raise typer.Exit(
+        devmode.run(
+            port=port,
+            worker_metrics_port=worker_metrics_port,
+            data_dir=data_dir,
+            seed=seed,
+            ready_timeout=ready_timeout,
+            echo=typer.echo,
+        )
     )
-    _supervise(procs)
-    if services is not None:
-        services.stop()
 
 
-def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Wait for Ctrl-C (or any child to die), then stop every child gracefully."""
-    stopping = False
+@app.command("seed")
+def seed_command(data_dir: DataDirOption = None) -> None:
+    """Create a demo operator, tenant, members, projects and tasks in the running
+    `tenantry dev` (or the API at PUBLIC_URL with DATABASE_URL set), then say how to log in."""
+    from tenantry.devtools import seed as seeding
+    from tenantry.devtools import state
 
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+    _borrow_dev_servers(data_dir)
+    running = state.read((data_dir or state.default_data_dir()).resolve())
+    try:
+        result = seeding.seed(
+            api_url=running.api_url if running else None,
+            mail_dir=Path(running.mail_dir) if running else None,
+        )
+    except seeding.SeedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(result.how_to_log_in())
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    while not stopping and all(p.poll() is None for p in procs):
-        time.sleep(0.2)
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+@app.command("mail-token")
+def mail_token(
+    to: Annotated[str, typer.Argument(help="The recipient's address")],
+    subject: Annotated[str, typer.Option(help="Only messages whose subject contains this")] = "",
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the message")] = 30.0,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print the token of the newest dev email to an address (verify-email, invitation,
+    password reset), waiting for it to arrive. Reads `<data dir>/mail/*.txt`."""
+    from tenantry.devtools import state
+    from tenantry.devtools.mail import find_token
+
+    directory = (data_dir or state.default_data_dir()).resolve()
+    running = state.read(directory)
+    mail_dir = Path(running.mail_dir) if running else directory / "mail"
+    found = find_token(mail_dir, to, subject=subject, wait=wait)
+    if found is None:
+        typer.echo(f"error: no email with a token to {to} in {mail_dir}", err=True)
+        raise typer.Exit(1)
+    typer.echo(found[0])
 
 
 def main() -> None:

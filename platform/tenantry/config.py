@@ -17,6 +17,14 @@ DEV_SECRET = "dev-only-insecure-secret-key-0123456789abcdef"  # noqa: S105  (ref
 
 
 _TEST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+# Development plans: a person trying the API by hand (or a script of curl calls) should
+# never meet the free plan's 60 a minute. Production and tests keep the contract's
+# numbers; an explicit RATE_LIMIT_* still wins everywhere.
+DEV_PLAN_LIMITS = {
+    "rate_limit_free": 6_000,
+    "rate_limit_pro": 60_000,
+    "rate_limit_enterprise": 600_000,
+}
 
 
 class Environment(StrEnum):
@@ -164,6 +172,14 @@ class Settings(BaseSettings):
             for name, cheap in _TEST_ARGON2.items():
                 if name not in self.model_fields_set:
                     setattr(self, name, cheap)
+        return self
+
+    @model_validator(mode="after")
+    def _generous_plans_in_development(self) -> Settings:
+        if self.environment is Environment.DEVELOPMENT:
+            for name, generous in DEV_PLAN_LIMITS.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, generous)
         return self
 
     @model_validator(mode="after")

@@ -2,22 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 from arq.connections import ArqRedis
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from tenantry import cache
 from tenantry.config import Settings
-from tenantry.db import Database
+from tenantry.db import Database, TenantSession
 from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
 from tenantry.kit.openapi import declares
+from tenantry.models import TenantScoped
 
 _UNIT_OF_WORK = "tenantry.unit_of_work"
+_WRITTEN = "tenants_written"
+
+
+class UnitOfWorkSession(TenantSession):
+    """The request's session: it notes the tenant of every tenant-owned row it flushes,
+    so the unit of work invalidates exactly those tenants' cache after the commit.
+
+    A task, a membership whose removal unassigns tasks, anything of the tenant: reads
+    of any of its resources may show it. Bulk `update()`/`delete()` statements skip the
+    ORM's flush; call `mark_written` for those.
+    """
+
+    def flush(self, objects: Sequence[Any] | None = None) -> None:
+        for obj in (*self.new, *self.dirty, *self.deleted):
+            if isinstance(obj, TenantScoped) and obj.tenant_id is not None:
+                mark_written(self, obj.tenant_id)
+        super().flush(objects)
+
+
+def mark_written(session: Session | AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Invalidate the tenant's cache once this unit of work commits."""
+    session.info.setdefault(_WRITTEN, set()).add(tenant_id)
+
+
+def _take_written(session: AsyncSession) -> set[uuid.UUID]:
+    written: set[uuid.UUID] = session.info.pop(_WRITTEN, set())
+    return written
 
 
 @declares(503)  # the database may be down or too slow: 503 with Retry-After
@@ -29,7 +59,7 @@ async def get_session(request: Request) -> AsyncSession:
     database. FastAPI caches the dependency, so every user within a request shares it.
     """
     db: Database = request.app.state.db
-    session = db.sessionmaker()
+    session = db.sessionmaker(sync_session_class=UnitOfWorkSession)
     request.scope[_UNIT_OF_WORK] = session
     return session
 
@@ -84,7 +114,7 @@ async def _commit(request: Request, session: AsyncSession) -> None:
             await _discard(session)
             raise
     redis = redis_of(request)
-    await cache.invalidate(redis, cache.take_stale(session))
+    await cache.invalidate(redis, _take_written(session))
     await send_jobs(redis, take_jobs(session))
 
 

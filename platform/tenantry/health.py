@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from tenantry.db import Database
 from tenantry.deps import UnitOfWorkRoute
+from tenantry.errors import problem
 from tenantry.observability.metrics import DEPENDENCY_UP, READY
 
 router = APIRouter(tags=["health"], route_class=UnitOfWorkRoute)
@@ -73,6 +74,11 @@ async def check_readiness(db: Database, redis: Any) -> dict[str, dict[str, Any]]
     return checks
 
 
+async def refresh(request: Request) -> None:
+    """Update the readiness gauges (before a /metrics scrape)."""
+    await check_readiness(request.app.state.db, request.app.state.redis)
+
+
 @router.head("/health/ready", include_in_schema=False)
 @router.get(
     "/health/ready",
@@ -88,15 +94,10 @@ async def ready(request: Request) -> JSONResponse:
     body = {"status": "ready" if healthy else "unavailable", "checks": checks}
     if healthy:
         return JSONResponse(body)
-    return JSONResponse(
-        {
-            "type": "https://tenantry.dev/problems/unavailable",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": "Not ready: " + ", ".join(failing),
-            "checks": checks,
-        },
-        status_code=503,
-        media_type="application/problem+json",
+    return problem(
+        503,
+        "Not ready: " + ", ".join(failing),
+        code="unavailable",
         headers={"Retry-After": "5"},
+        checks=checks,
     )

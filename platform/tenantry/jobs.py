@@ -21,11 +21,16 @@ logger = logging.getLogger("tenantry.jobs")
 
 
 class Job(StrEnum):
+    """Every job and cron job the worker runs, by the name ARQ and the metrics know."""
+
     PING = "system.ping"
     DELIVER_EMAIL = "emails.deliver"
     RELAY_OUTBOX = "emails.relay"
     BUILD_REPORT = "reports.build"
+    RELAY_REPORTS = "reports.relay"
+    FLUSH_USAGE = "usage.flush"
     PURGE_TENANT = "tenants.purge"
+    RELAY_PURGES = "tenants.relay_purges"
 
 
 @dataclass(frozen=True)

@@ -135,10 +135,15 @@ def create_app(
     # request id and security headers.
     app.add_middleware(HttpShellMiddleware, max_body_bytes=settings.max_body_bytes)
     # Outside the shell, so metrics and the access log see the status the client got.
-    http_metrics.install(app, settings)
+    http_metrics.install(app, settings, before_scrape=health.refresh)
 
     for router in api_routers():
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     openapi.install(app)
+    if not settings.is_production:
+        # Where email links land in development (in production: the product's front end).
+        from tenantry.devtools.pages import routes as dev_pages
+
+        app.router.routes.extend(dev_pages)
     return app

@@ -6,8 +6,8 @@ first hit). Windows are fixed, start at a counter's first hit and end when its k
 expires, so the window is timed by Redis itself and API hosts' clocks never disagree.
 Why not fastapi-limiter / pyrate-limiter: README "Rate limits".
 
-Rules: `tenant` (every tenant-scoped call, by plan; hooked into `Authorize`, and also
-metering the call for the usage report in the same round trip), and the
+Rules: `tenant` (every tenant-scoped call, by plan; `tenantry.admission` runs it in
+the round trip that also meters the call and reads the cache generation), and the
 dependencies `LoginRateLimit`, `SignupRateLimit`, `PasswordResetRateLimit` for the
 routes that take a password or send an email. The tenant rule fails open when Redis is
 unavailable; the others fail closed with 503. The decision is kept on the request's
@@ -18,14 +18,12 @@ state and the HTTP shell writes the quota headers onto whatever response follows
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from fastapi import Depends, Request
@@ -33,12 +31,12 @@ from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 from starlette.types import Scope
 
-from tenantry import cache, usage
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable, TooManyRequests
+from tenantry.kit.clients import client_ip, ip_key
 from tenantry.kit.openapi import declares
 from tenantry.models import Plan
-from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, RATE_LIMIT_FAIL_OPEN, series
+from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, series
 
 logger = logging.getLogger("tenantry.ratelimit")
 
@@ -85,7 +83,6 @@ return reply
 """
 
 _STATE_QUOTA = "ratelimit"
-_STATE_TENANT_DONE = "ratelimit_tenant_done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +103,6 @@ class Quota:
     remaining: int
     reset_after_ms: int
     decided_at: float  # epoch seconds, for X-RateLimit-Reset
-    peeked: bytes | None = None  # the value of `hit(peek=…)`'s key, read on the way
 
     @property
     def reset_at(self) -> int:
@@ -141,12 +137,24 @@ class RateLimiter:
         self._last_logged: dict[str, float] = {}
         self._since_logged: dict[str, int] = {}
 
-    async def hit(
-        self, *buckets: Bucket, tally: tuple[str, int] | None = None, peek: str | None = None
-    ) -> Quota:
-        """Check and consume one request from every bucket, atomically; `tally`
-        (key, ttl seconds) is a plain counter bumped in the same round trip, and the
-        value of `peek` (a key) is read in it too (`Quota.peeked`)."""
+    async def hit(self, *buckets: Bucket) -> Quota:
+        """Check and consume one request from every bucket, atomically."""
+        quota, _ = await self.exchange(buckets)
+        assert quota is not None
+        return quota
+
+    async def exchange(
+        self,
+        buckets: Sequence[Bucket],
+        *,
+        tally: tuple[str, int] | None = None,
+        reads: Sequence[str] = (),
+    ) -> tuple[Quota | None, list[bytes | None]]:
+        """One round trip: the buckets' decision (None without buckets), `tally`
+        (key, ttl seconds) counted whatever the decision, and the values of `reads`.
+
+        Other concerns ride here so that a tenant call costs one trip, not three.
+        """
         if time.monotonic() < self._skip_until:
             raise LimiterUnavailable("Redis timed out recently")
         keys = [b.key for b in buckets]
@@ -155,11 +163,9 @@ class RateLimiter:
             args.extend((b.limit, b.window_ms))
         if tally is not None:
             keys.append(tally[0])
-        if tally is not None or peek is not None:
-            args.append(tally[1] if tally is not None else 0)
-        if peek is not None:
-            keys.append(peek)
-            args.append(1)
+        args.append(tally[1] if tally is not None else 0)
+        keys.extend(reads)
+        args.append(len(reads))
         try:
             try:
                 reply = await self._script(keys=keys, args=args)
@@ -172,7 +178,8 @@ class RateLimiter:
             raise LimiterUnavailable(type(exc).__name__) from exc
         except (redis_exc.RedisError, OSError) as exc:
             raise LimiterUnavailable(type(exc).__name__) from exc
-        return _quota(buckets, reply, peeked=(reply[-1] or None) if peek is not None else None)
+        read = [value or None for value in reply[1 + 2 * len(buckets) :]]
+        return (_quota(tuple(buckets), reply) if buckets else None), read
 
     def unavailable(self, rule: str, reason: BaseException, outcome: str) -> None:
         """Log a Redis outage at most once per interval per rule, with how many
@@ -193,7 +200,7 @@ class RateLimiter:
         self._since_logged[rule] = 0
 
 
-def _quota(buckets: tuple[Bucket, ...], reply: list[Any], *, peeked: bytes | None) -> Quota:
+def _quota(buckets: tuple[Bucket, ...], reply: list[Any]) -> Quota:
     refused = int(reply[0]) == 1
     now = time.time()
     best: Quota | None = None
@@ -211,7 +218,6 @@ def _quota(buckets: tuple[Bucket, ...], reply: list[Any], *, peeked: bytes | Non
             remaining=max(0, bucket.limit - count),
             reset_after_ms=ttl,
             decided_at=now,
-            peeked=peeked,
         )
         # Report the tightest counter: fewest left, then the longest wait.
         if best is None or (quota.remaining, -quota.reset_after_ms) < (
@@ -257,77 +263,6 @@ def _decide(request: Request, rule: str, plan: str, quota: Quota, what: str) -> 
         )
 
 
-# --- who is calling -------------------------------------------------------------------
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=16)
-def _trusted(entries: tuple[str, ...]) -> tuple[bool, tuple[Network, ...]]:
-    """(trust everyone, networks) from TRUSTED_PROXIES: IPs, CIDRs or `*`."""
-    networks = []
-    for entry in entries:
-        if entry == "*":
-            return True, ()
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            logger.warning("ignoring TRUSTED_PROXIES entry %r: not an IP or CIDR", entry)
-    return False, tuple(networks)
-
-
-def _is_trusted(host: str, trust_all: bool, networks: tuple[Network, ...]) -> bool:
-    if trust_all:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
-
-
-def client_ip(request: Request) -> str | None:
-    """The socket's peer, unless that peer is a proxy trusted by TRUSTED_PROXIES: then
-    the nearest untrusted hop of X-Forwarded-For. A client can prepend anything to
-    that header, so only hops added by trusted proxies (read from the right) count.
-
-    Idempotent with uvicorn's proxy_headers (which `tenantry serve` enables for the
-    same list): after uvicorn has rewritten the peer, the peer is no longer trusted.
-    """
-    peer = request.client.host if request.client else None
-    settings: Settings = request.app.state.settings
-    if peer is None or not settings.trusted_proxies:
-        return peer
-    trust_all, networks = _trusted(tuple(settings.trusted_proxies))
-    if not _is_trusted(peer, trust_all, networks):
-        return peer
-    hops = [
-        hop.strip()
-        for header in request.headers.getlist("x-forwarded-for")
-        for hop in header.split(",")
-        if hop.strip()
-    ]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trust_all, networks):
-            return hop
-    return hops[0] if hops else peer
-
-
-def ip_key(ip: str | None) -> str:
-    """IPv4 as is; IPv6 by its /64, which one client usually owns whole."""
-    if not ip:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64].replace("{", "").replace("}", "")
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return f"{ipaddress.IPv6Network((address, 64), strict=False).network_address}/64"
-    return str(address)
-
-
 # --- the tenant rule ------------------------------------------------------------------
 
 
@@ -339,39 +274,18 @@ def plan_limit(settings: Settings, plan: Plan) -> int:
     }[plan]
 
 
-async def enforce_tenant_limit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> None:
-    """Count one call against the tenant's plan; 429 when the window is spent. The same
-    round trip meters the call for the usage report (`tenantry.usage`).
-
-    The plan is the one read from the tenant row on this request, and only the limit
-    (not the key) depends on it, so an upgrade or downgrade applies to the next call
-    against the same window. Fails open: Redis trouble must not take the API down.
-    """
-    settings: Settings = request.app.state.settings
-    state = request.scope.setdefault("state", {})
-    if state.get(_STATE_TENANT_DONE):
-        return
-    state[_STATE_TENANT_DONE] = True  # two Authorize aliases on one route count once
-    cache.note_generation(tenant_id, None)  # known only once this round trip succeeds
-    if not settings.rate_limit_enabled:
-        await usage.record_call(request.app.state.redis, tenant_id)
-        return
-    plan = plan or Plan.FREE
-    bucket = Bucket(
+def tenant_bucket(settings: Settings, tenant_id: uuid.UUID, plan: Plan) -> Bucket:
+    """The tenant's counter. Only the limit (not the key) depends on the plan, so an
+    upgrade or downgrade applies to the next call against the same window."""
+    return Bucket(
         f"rl:tenant:{{{tenant_id}}}",
         plan_limit(settings, plan),
         settings.rate_limit_window_seconds * 1000,
     )
-    tally = (usage.usage_key(tenant_id, datetime.now(UTC).date()), usage.TTL_SECONDS)
-    limiter = limiter_for(request)
-    try:
-        quota = await limiter.hit(bucket, tally=tally, peek=cache.generation_key(tenant_id))
-    except LimiterUnavailable as exc:
-        RATE_LIMIT_FAIL_OPEN.labels("tenant").inc()
-        limiter.unavailable("tenant", exc, "serving without a limit (fail open)")
-        return
-    # The cache's local tier may answer this request without another round trip.
-    cache.note_generation(tenant_id, quota.peeked)
+
+
+def decide_tenant(request: Request, plan: Plan, quota: Quota) -> None:
+    """Remember the tenant rule's quota for the headers; 429 when the window is spent."""
     _decide(request, "tenant", plan.value, quota, "requests")
 
 

@@ -1,6 +1,6 @@
 """API calls per tenant per day: one Redis INCR per call, flushed to PostgreSQL by cron.
 
-Counting in Redis keeps the hot path to a pipelined command; the cron moves counts
+Counting in Redis keeps the hot path to a tally in the admission round trip; the cron moves counts
 into `api_usage_daily` with GETDEL, so a count is either still in Redis or in the table,
 never in both.
 """
@@ -29,16 +29,9 @@ def usage_key(tenant_id: uuid.UUID, day: date) -> str:
     return f"{_PREFIX}{day.isoformat()}:{tenant_id}"
 
 
-async def record_call(redis: Redis, tenant_id: uuid.UUID) -> None:
-    """Count one API call; failures are swallowed (usage is metering, not a gate)."""
-    key = usage_key(tenant_id, datetime.now(UTC).date())
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, TTL_SECONDS)
-            await pipe.execute()
-    except Exception:
-        logger.debug("usage counter unavailable", exc_info=True)
+def tally(tenant_id: uuid.UUID) -> tuple[str, int]:
+    """Today's counter of the tenant and its TTL: `admission` counts the call with it."""
+    return usage_key(tenant_id, datetime.now(UTC).date()), TTL_SECONDS
 
 
 async def flush(redis: Redis, db: Database) -> int:

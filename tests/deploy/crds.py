@@ -66,6 +66,32 @@ _AUTHORIZATION = _obj(
         ),
     }
 )
+_RELABELING = _obj(
+    {
+        "sourceLabels": {"type": "array", "items": {"type": "string"}},
+        "separator": {"type": "string"},
+        "targetLabel": {"type": "string"},
+        "regex": {"type": "string"},
+        "modulus": {"type": "integer"},
+        "replacement": {"type": "string"},
+        "action": {
+            "type": "string",
+            "enum": [
+                "replace",
+                "keep",
+                "drop",
+                "hashmod",
+                "labelmap",
+                "labeldrop",
+                "labelkeep",
+                "lowercase",
+                "uppercase",
+                "keepequal",
+                "dropequal",
+            ],
+        },
+    }
+)
 _ENDPOINT = {
     "port": {"type": "string"},
     "path": {"type": "string", "pattern": "^/"},
@@ -74,6 +100,7 @@ _ENDPOINT = {
     "scrapeTimeout": _DURATION,
     "honorLabels": {"type": "boolean"},
     "authorization": _AUTHORIZATION,
+    "relabelings": {"type": "array", "items": _RELABELING},
 }
 
 

@@ -271,6 +271,17 @@ class TestProbes:
         assert "exec" in worker["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
 
 
+class TestShutdown:
+    def test_workers_get_longer_than_arq_waits_for_running_jobs(self, objects: list[m.Obj]) -> None:
+        from workers.settings import WorkerSettings
+
+        worker = m.one(objects, "Deployment", _name("worker"))
+        grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        # ARQ waits job_completion_wait, then closes its pools; SIGKILL must come later.
+        assert WorkerSettings.job_completion_wait >= 60
+        assert grace >= WorkerSettings.job_completion_wait + 15
+
+
 class TestCommands:
     def test_every_container_runs_a_real_cli_command(self, objects: list[m.Obj]) -> None:
         for workload in m.workloads(objects):
@@ -503,11 +514,12 @@ class TestMonitoring:
         ports = {p["name"] for p in worker["spec"]["template"]["spec"]["containers"][0]["ports"]}
         assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
 
-    def test_prometheus_rule_carries_the_alert_file(self) -> None:
+    def test_prometheus_rule_carries_the_rule_groups(self) -> None:
         objects = rendered(FULL)[0]
         (rule,) = m.find(objects, "PrometheusRule")
-        alerts = yaml.safe_load((m.CHART / "files" / "alerts.yaml").read_text())
-        assert rule["spec"]["groups"] == alerts["groups"]
+        names = {group["name"] for group in rule["spec"]["groups"]}
+        files = sorted((m.CHART / "files" / "rules").glob("*.yaml"))
+        assert names == {yaml.safe_load(f.read_text())["name"] for f in files}
         assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
     def test_dashboards_are_labelled_for_the_grafana_sidecar(self) -> None:

@@ -17,7 +17,7 @@ from arq.connections import ArqRedis
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import AuditEvent, EmailOutbox, Report, ReportChunk, Role, Tenant
-from tenantry.usage import record_call
+from tenantry.usage import usage_key
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.worker import RunWorker
 
@@ -217,8 +217,8 @@ class TestBuild:
     ) -> None:
         other = await make_tenant(db)
         for _ in range(4):
-            await record_call(redis, tenant.id)
-        await record_call(redis, other.id)
+            await redis.incr(usage_key(tenant.id, TODAY))
+        await redis.incr(usage_key(other.id, TODAY))
         location = await self.request(client, owner, kind="usage", format="json", params=RANGE)
         await run_worker()
         status = (await client.get(location, headers=owner.headers)).json()
@@ -339,6 +339,7 @@ async def test_relay_requeues_a_lost_job(
     owner: Actor,
     redis: ArqRedis,
     run_worker: RunWorker,
+    settings: Settings,
 ) -> None:
     response = await client.post(
         "/api/v1/reports", json={"kind": "usage", "params": RANGE}, headers=owner.headers
@@ -351,7 +352,7 @@ async def test_relay_requeues_a_lost_job(
         )
     from workers.reports import relay
 
-    assert await relay({"db": db, "redis": redis}) == 1
+    assert await relay({"db": db, "redis": redis, "settings": settings}) == 1
     await run_worker()
     assert (await client.get(location, headers=owner.headers)).json()["status"] == "succeeded"
 

@@ -8,8 +8,8 @@ from tenantry.api_keys.auth import ApiKeysManage
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.api_keys.service import api_key as api_key_service
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.kit.http import location
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import located
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute)
 
@@ -20,12 +20,13 @@ async def create(
     principal: ApiKeysManage,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
 ) -> ApiKeyCreated:
     """Create an API key; the `key` is in this answer only (admins)."""
     response.headers["Cache-Control"] = "no-store"
     created = await api_key_service.create(session, settings, principal, body)
-    located(response, f"/api-keys/{created.id}")
+    response.headers["Location"] = location(request, "api-keys", created.id)
     return created
 
 

@@ -13,8 +13,7 @@ from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.audit.service import audit
 from tenantry.auth import tokens
 from tenantry.auth.api_key import display_prefix, generate_key
-from tenantry.auth.dependencies import user_id_of
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.config import Settings
 from tenantry.errors import NotFound
 from tenantry.kit.pagination import Page, PageParams

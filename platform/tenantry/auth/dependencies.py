@@ -6,14 +6,13 @@ Domains name their access as aliases built from `Authorize`, e.g.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry import ratelimit
+from tenantry import admission
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
@@ -22,6 +21,7 @@ from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
 from tenantry.errors import AppError, Forbidden, Unauthorized
+from tenantry.kit.clients import client_ip
 from tenantry.kit.openapi import API_KEY, BEARER
 from tenantry.models import Plan, Role, TenantStatus
 
@@ -29,10 +29,6 @@ from tenantry.models import Plan, Role, TenantStatus
 # the membership's role *now*, so a demotion or removal applies on the next request,
 # not at token expiry.
 _SESSION_PRINCIPAL = "SELECT * FROM session_principal($1, $2, $3)"
-
-
-def client_ip(request: Request) -> str | None:
-    return ratelimit.client_ip(request)
 
 
 def read_credential(request: Request) -> str | None:
@@ -172,7 +168,7 @@ class Authorize:
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
         if principal.tenant_id is not None:
             # Before the role checks: a refused call costs us work too, and counts.
-            await ratelimit.enforce_tenant_limit(request, principal.tenant_id, principal.plan)
+            await admission.admit(request, principal.tenant_id, principal.plan)
         self._check(principal)
         return principal
 
@@ -187,9 +183,3 @@ class Authorize:
             principal.role is None or not principal.role.at_least(self.min_role)
         ):
             raise Forbidden(f"Requires the {self.min_role.value} role or higher")
-
-
-def user_id_of(principal: Principal) -> uuid.UUID:
-    if principal.user_id is None:
-        raise Forbidden("This endpoint needs a user, not an API key")
-    return principal.user_id

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tenantry.errors import Forbidden
 from tenantry.models import Plan, Role
 
 
@@ -42,3 +43,10 @@ class Principal:
         if self.role is None:
             return False
         return scope is Scope.READ or self.role.at_least(Role.MEMBER)
+
+
+def user_id_of(principal: Principal) -> uuid.UUID:
+    """The calling user; 403 for an API key, which acts for the tenant, not a person."""
+    if principal.user_id is None:
+        raise Forbidden("This endpoint needs a user, not an API key")
+    return principal.user_id

@@ -14,9 +14,9 @@ from tenantry.invitations.schemas import (
     InvitationRead,
 )
 from tenantry.invitations.service import invitation as invitation_service
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import located
 from tenantry.tenants.schemas import TenantWithRole
 
 router = APIRouter(prefix="/invitations", tags=["invitations"], route_class=UnitOfWorkRoute)
@@ -33,11 +33,12 @@ async def create(
     principal: InvitationsManage,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
 ) -> InvitationRead:
     """Invite someone by email; the token travels only in the email (admins)."""
     invitation = await invitation_service.create(session, settings, principal, body)
-    located(response, f"/invitations/{invitation.id}")
+    response.headers["Location"] = location(request, "invitations", invitation.id)
     return invitation
 
 

@@ -16,21 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
 from tenantry.auth import tokens
-from tenantry.auth.dependencies import user_id_of
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.config import Settings
 from tenantry.db import set_tenant_context
 from tenantry.errors import Conflict, Forbidden, Gone, NotFound
 from tenantry.invitations.repository import InvitationRepository, find_by_token_hash
 from tenantry.invitations.schemas import InvitationAccept, InvitationCreate, InvitationRead
+from tenantry.kit.http import public_link
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.members.repository import MembershipRepository
-from tenantry.models import Invitation, InvitationStatus, Membership, Role, TenantStatus, User
+from tenantry.members.service import member as member_service
+from tenantry.models import Invitation, InvitationStatus, Role, TenantStatus, User
 from tenantry.models.base import utcnow
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
-from tenantry.tenants.repository import TenantsRepository
 from tenantry.tenants.schemas import TenantRead, TenantWithRole
+from tenantry.tenants.service import tenant as tenant_service
 
 INVITATION_TTL = timedelta(days=7)
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
@@ -73,7 +73,7 @@ class InvitationService:
         inviter_id = user_id_of(principal)
         _owners_only(principal, data.role)
         email = str(data.email)
-        if await MembershipRepository(session, tenant_id).member_with_email(email):
+        if await member_service.has_member_with_email(session, tenant_id, email):
             raise AlreadyMember(f"{email} is already a member of this tenant")
         repository = InvitationRepository(session, tenant_id)
         now = utcnow()
@@ -98,7 +98,7 @@ class InvitationService:
         if not await repository.insert_unless_pending(invitation):
             # Two invitations to one address at the same moment: the unique index picked one.
             raise InvitationPending(f"{email} already has a pending invitation")
-        tenant = await TenantsRepository(session).get_live(tenant_id)
+        tenant = await tenant_service.get_live(session, tenant_id)
         inviter = await session.get(User, inviter_id)
         # The principal dependency has just proved that both exist.
         assert tenant is not None
@@ -112,7 +112,7 @@ class InvitationService:
             inviter=inviter.full_name or inviter.email,
             role=data.role.value,
             token=token,
-            link=f"{settings.public_url}/invitations/accept?token={token}",
+            link=public_link(settings, "/invitations/accept", token=token),
             expires=invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
         audit.record(
@@ -185,16 +185,15 @@ class InvitationService:
         state = invitation.status_at(utcnow())
         if state is not InvitationStatus.PENDING:
             raise Gone(f"This invitation is {state.value}")
-        tenant = await TenantsRepository(session).get_live(tenant_id)
+        tenant = await tenant_service.get_live(session, tenant_id)
         if tenant is None:
             raise Gone("This tenant no longer exists")
         if tenant.status == TenantStatus.SUSPENDED:
             raise Forbidden("This tenant is suspended")
-        members = MembershipRepository(session, tenant_id)
-        if await members.get_by_user(user_id) is not None:
+        if await member_service.is_member(session, tenant_id, user_id):
             raise AlreadyMember("You are already a member of this tenant")
         role = Role(invitation.role)
-        members.add(Membership(tenant_id=tenant_id, user_id=user_id, role=role))
+        member_service.add(session, tenant_id, user_id, role)
         invitation.accepted_at = utcnow()
         invitation.accepted_by = user_id
         session.add(invitation)

@@ -6,22 +6,15 @@ instead of handing a model to FastAPI's `response_model` machinery again.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tenantry.cache import Cached
-
 JSON = "application/json"
-# Where objects live, for `Location` headers (main.API_PREFIX mounts the routers here).
-API_V1 = "/api/v1"
-
-
-def located(response: Response, path: str) -> None:
-    """`Location` of an object just created: `path` under the API's base path."""
-    response.headers["Location"] = f"{API_V1}{path}"
 
 
 def entity_responses(
@@ -41,6 +34,30 @@ def entity_responses(
             "headers": {"ETag": etag},
         }
     return responses
+
+
+def etag_for(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A serialised representation and its ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Cached:
+        return cls(body, etag_for(body))
+
+    def pack(self) -> bytes:
+        return self.etag.encode() + b"\n" + self.body
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Cached:
+        etag, _, body = raw.partition(b"\n")
+        return cls(body, etag.decode())
 
 
 def serialise(model: BaseModel) -> Cached:

@@ -70,6 +70,12 @@ class MembershipRepository(TenantRepository[Membership]):
         )
         return await fetch_page(self.session, stmt, OLDEST_FIRST, params, result="rows")
 
+    async def is_member(self, user_id: uuid.UUID) -> bool:
+        stmt = sa.select(sa.literal(1)).where(
+            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
     async def member_with_email(self, email: str) -> bool:
         stmt = (
             sa.select(sa.literal(1))

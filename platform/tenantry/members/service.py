@@ -8,8 +8,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
-from tenantry.auth.dependencies import user_id_of
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
@@ -105,6 +104,25 @@ class MemberService:
         if row is None:
             raise MemberNotFound()
         return MemberRead.model_validate(row)
+
+    # For the domains that need memberships of a tenant their caller may not act in
+    # yet (tasks' assignees, invitations, a new tenant's owner).
+
+    async def is_member(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> bool:
+        return await MembershipRepository(session, tenant_id).is_member(user_id)
+
+    async def has_member_with_email(
+        self, session: AsyncSession, tenant_id: uuid.UUID, email: str
+    ) -> bool:
+        return await MembershipRepository(session, tenant_id).member_with_email(email)
+
+    def add(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
+    ) -> Membership:
+        membership = Membership(tenant_id=tenant_id, user_id=user_id, role=role)
+        return MembershipRepository(session, tenant_id).add(membership)
 
 
 member = MemberService()

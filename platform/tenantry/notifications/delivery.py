@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from tenantry.config import Settings
 from tenantry.db import Database
+from tenantry.devtools.mail import readable
 from tenantry.observability.metrics import EMAILS
 
 logger = logging.getLogger("tenantry.emails")
@@ -215,6 +216,9 @@ class EmailDelivery:
         await target.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees half a message.
         tmp = target / f".{ident}.tmp"
+        # The readable copy first: whoever sees the .eml finds its .txt beside it.
+        await tmp.write_text(readable(message))
+        await tmp.rename(target / f"{stamp}-{ident}.txt")
         await tmp.write_bytes(bytes(message))
         await tmp.rename(target / f"{stamp}-{ident}.eml")
         logger.info("email written to %s (%s)", directory, message["Subject"])

@@ -15,23 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from timeit import default_timer
 from typing import Any
 
 from fastapi import FastAPI, Request
-from prometheus_fastapi_instrumentator.routing import _effective_routes, get_route_name
+from fastapi.routing import RouteContext, iter_route_contexts
+from prometheus_fastapi_instrumentator.routing import get_route_name
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool, QueuePool
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantry.config import Settings
 from tenantry.errors import problem
-from tenantry.health import check_readiness
 from tenantry.observability.logging import log_request
 from tenantry.observability.metrics import (
     DB_POOL_CHECKED_OUT,
@@ -48,8 +49,11 @@ from tenantry.observability.metrics import (
     render_latest,
     series,
 )
+from tenantry.observability.queue import observe_queue
 
 METRICS_PATH = "/metrics"
+_QUEUE_TIMEOUT = 2.0
+logger = logging.getLogger("tenantry.metrics")
 # Anything else a client invents ("PROPFIND", "X") would be a new series per value.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -63,21 +67,22 @@ class _RouteNames:
 
     The instrumentator's `get_route_name` flattens FastAPI's included routers again on
     every request (most of its cost); routes are fixed once the app serves, so the flat
-    list is built on the first request. Anything it does not fully match (404s, 405s,
-    routes added later, trailing-slash redirects) goes through the library's lookup.
+    list is built on the first request, with FastAPI's own `iter_route_contexts`.
+    Anything it does not fully match (404s, 405s, routes added later, trailing-slash
+    redirects) goes through the library's lookup.
     """
 
     def __init__(self) -> None:
-        self._routes: list[BaseRoute] | None = None
+        self._routes: list[RouteContext] | None = None
 
     def __call__(self, scope: Scope) -> str | None:
         app = scope.get("app")
         if app is None:
             return None
         if self._routes is None:
-            self._routes = _effective_routes(app.routes)
+            self._routes = list(iter_route_contexts(app.routes))
         for route in self._routes:
-            if isinstance(route, Mount):
+            if isinstance(route.original_route, Mount):
                 break  # the library recurses into mounts
             match, _ = route.matches(scope)
             if match == Match.FULL:
@@ -189,13 +194,28 @@ async def watch_pool(engine: AsyncEngine, *, every: float = 1.0) -> None:
         await asyncio.sleep(every)
 
 
+async def _observe_queue(redis: Any, queue_name: str) -> None:
+    """The queue gauges, bounded: with Redis away the scrape still answers (readiness
+    and tenantry_dependency_up already say why) and the gauges keep their last value."""
+    try:
+        await asyncio.wait_for(observe_queue(redis, queue_name), _QUEUE_TIMEOUT)
+    except Exception as exc:
+        logger.warning("queue gauges not refreshed: %s", type(exc).__name__)
+
+
 def _authorized(request: Request, token: str) -> bool:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the middleware (outermost: call after every other add_middleware) and /metrics."""
+def install(
+    app: FastAPI, settings: Settings, *, before_scrape: Callable[[Request], Awaitable[object]]
+) -> None:
+    """Add the middleware (outermost: call after every other add_middleware) and /metrics.
+
+    `before_scrape` refreshes gauges a scrape should see current (main passes the
+    readiness checks), so this module needs nothing from the layers above it.
+    """
     init_known_series()
     app.add_middleware(InstrumentatorMiddleware)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
@@ -207,7 +227,8 @@ def install(app: FastAPI, settings: Settings) -> None:
             return problem(
                 401, "A valid metrics token is required", headers={"WWW-Authenticate": "Bearer"}
             )
-        await check_readiness(request.app.state.db, request.app.state.redis)
+        await before_scrape(request)
+        await _observe_queue(request.app.state.redis, settings.queue_name)
         observe_pool(request.app.state.db.engine.sync_engine.pool)
-        body, content_type = await run_in_threadpool(render_latest)
+        body, content_type = await run_in_threadpool(render_latest, "api")
         return Response(body, media_type=content_type)

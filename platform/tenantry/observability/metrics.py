@@ -6,13 +6,18 @@ Every metric here is created at import, once per process: apps built repeatedly 
 share them instead of re-registering. Under several uvicorn workers the values live in
 `PROMETHEUS_MULTIPROC_DIR` (see `observability.multiprocess`); each gauge names how the
 processes' values combine.
+
+Both processes import this module, but a metric that belongs to one component is
+exported only by that one (see `OWNERS`): a worker that printed `tenantry_ready 0`
+would page someone for an API that is fine, and an API that printed a queue age of 0
+would hide a queue nobody consumes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -193,14 +198,69 @@ def init_known_series(job_functions: Iterable[str] = ()) -> None:
             JOBS.labels(function, outcome)
 
 
+Component = Literal["api", "worker"]
+
+# Which process exports each metric family; families not listed (process_*, python_*)
+# come from both. The API owns the queue gauges: it observes the queue on every scrape,
+# so the backlog stays visible (and alerts) when no worker is left to report it.
+API_FAMILIES = (
+    "tenantry_ready",
+    "tenantry_dependency_up",
+    "tenantry_db_pool_size",
+    "tenantry_db_pool_checked_out",
+    "tenantry_db_pool_overflow",
+    "tenantry_db_pool_max",
+    "tenantry_db_pool_waiting",
+    "tenantry_queue_depth",
+    "tenantry_queue_oldest_age_seconds",
+    "tenantry_queue_deferred",
+    "tenantry_logins",
+    "tenantry_ratelimit_decisions",
+    "tenantry_ratelimit_fail_open",
+    "tenantry_cache_requests",
+    "http_requests",
+    "http_request_duration_seconds",
+    "http_request_size_bytes",
+    "http_response_size_bytes",
+    "http_requests_inprogress",
+)
+WORKER_FAMILIES = (
+    "tenantry_jobs",
+    "tenantry_job_duration_seconds",
+    "tenantry_job_retries",
+    "tenantry_jobs_in_progress",
+    "tenantry_emails",
+)
+_API: Component = "api"
+_WORKER: Component = "worker"
+OWNERS: dict[str, Component] = dict.fromkeys(API_FAMILIES, _API) | dict.fromkeys(
+    WORKER_FAMILIES, _WORKER
+)
+
+
+class _ExportedBy(CollectorRegistry):
+    """A view of another registry without the families another component owns."""
+
+    def __init__(self, source: CollectorRegistry, component: Component) -> None:
+        super().__init__(auto_describe=False)
+        self._source = source
+        self._component = component
+
+    def collect(self) -> Iterator[Any]:
+        for family in self._source.collect():
+            if OWNERS.get(family.name, self._component) == self._component:
+                yield family
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def render_latest() -> tuple[bytes, str]:
-    """The exposition text: every process's values when several share the directory."""
+def render_latest(component: Component) -> tuple[bytes, str]:
+    """The exposition text of `component`: every process's values when several share the
+    directory, without the families another component owns."""
     registry: CollectorRegistry = REGISTRY
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(_ExportedBy(registry, component)), CONTENT_TYPE_LATEST

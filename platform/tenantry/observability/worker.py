@@ -1,5 +1,6 @@
-"""Worker observability: per-job metrics and context, queue gauges, and a tiny HTTP server
-for `GET /metrics` and `GET /health` on WORKER_METRICS_PORT.
+"""Worker observability: per-job metrics and context, and a tiny HTTP server for
+`GET /metrics` and `GET /health` on WORKER_METRICS_PORT. (The queue gauges are the
+API's: see `observability.queue`.)
 
 The server is a few lines of asyncio on the worker's own event loop: if the loop is
 blocked, the probe times out, which is what a liveness probe should see. `/health`
@@ -19,8 +20,6 @@ from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
-from arq.utils import timestamp_ms
 from arq.worker import Function, Retry
 
 from tenantry.context import job_id_var, tenant_id_var
@@ -29,16 +28,11 @@ from tenantry.observability.metrics import (
     JOB_RETRIES,
     JOBS,
     JOBS_IN_PROGRESS,
-    QUEUE_DEFERRED,
-    QUEUE_DEPTH,
-    QUEUE_OLDEST_AGE,
     render_latest,
 )
 
 logger = logging.getLogger("tenantry.worker")
 
-# How many of the oldest due jobs to look at when telling running jobs from waiting ones.
-_HEAD = 200
 _CHECK_TIMEOUT = 2.0
 
 
@@ -88,32 +82,6 @@ def instrument_job(function: Function, *, default_timeout: float | None = None) 
     return replace(function, coroutine=run)
 
 
-async def observe_queue(redis: ArqRedis, queue_name: str) -> None:
-    """Depth, oldest waiting age and deferred count of ARQ's queue (a sorted set scored
-    by the time each job becomes due, in ms). Jobs being run stay in the set until they
-    finish, so the oldest due jobs are checked for an in-progress key."""
-    # ARQ scores a job with its enqueue time in whole (rounded) ms, so "now" must be read
-    # the same way: a raw time.time() * 1000 can sit up to 0.5 ms below the score of a
-    # job enqueued a moment ago and count it as deferred.
-    now_ms = timestamp_ms()
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(queue_name)
-        pipe.zcount(queue_name, "-inf", now_ms)
-        pipe.zrangebyscore(queue_name, "-inf", now_ms, start=0, num=_HEAD, withscores=True)
-        total, due, head = await pipe.execute()
-    running: list[bool] = []
-    if head:
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id, _ in head:
-                key = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
-                pipe.exists(in_progress_key_prefix + key)
-            running = [bool(x) for x in await pipe.execute()]
-    waiting_scores = [score for (_, score), busy in zip(head, running, strict=True) if not busy]
-    QUEUE_DEPTH.set(max(int(due) - sum(running), 0))
-    QUEUE_DEFERRED.set(max(int(total) - int(due), 0))
-    QUEUE_OLDEST_AGE.set(max((now_ms - waiting_scores[0]) / 1000, 0) if waiting_scores else 0)
-
-
 Handler = Callable[[], Awaitable[tuple[int, str, bytes]]]
 
 
@@ -124,13 +92,11 @@ class MetricsServer:
         self,
         *,
         redis: ArqRedis,
-        queue_name: str,
         main_task: asyncio.Task[Any] | None,
         host: str,
         port: int,
     ) -> None:
         self.redis = redis
-        self.queue_name = queue_name
         self.main_task = main_task
         self.host = host
         self.port = port
@@ -149,12 +115,7 @@ class MetricsServer:
             self._server = None
 
     async def metrics(self) -> tuple[int, str, bytes]:
-        try:
-            await asyncio.wait_for(observe_queue(self.redis, self.queue_name), _CHECK_TIMEOUT)
-        except Exception as exc:
-            # The job metrics are still worth a scrape when Redis is briefly away.
-            logger.warning("queue gauges not refreshed: %s", type(exc).__name__)
-        body, content_type = render_latest()
+        body, content_type = render_latest("worker")
         return 200, content_type, body
 
     async def health(self) -> tuple[int, str, bytes]:

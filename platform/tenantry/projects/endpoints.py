@@ -4,10 +4,12 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
+from tenantry.cached_reads import read_entity, read_page
+from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.kit import http
 from tenantry.kit.conditions import IfMatch
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, entity_responses, json_bytes, serialise
+from tenantry.kit.responses import entity, entity_responses, serialise
 from tenantry.projects.auth import ProjectsRead, ProjectsWrite
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 from tenantry.projects.service import project as project_service
@@ -21,7 +23,7 @@ async def create(
 ) -> Response:
     """Create a project."""
     project = await project_service.create(session, principal, body)
-    location = f"{API_V1}/projects/{project.id}"
+    location = http.location(request, "projects", project.id)
     value = serialise(ProjectRead.model_validate(project))
     return entity(request, value, status_code=201, location=location)
 
@@ -30,8 +32,13 @@ async def create(
 async def list(principal: ProjectsRead, session: SessionDep, request: Request) -> Response:
     """List the tenant's projects, newest first."""
     query = ProjectListQuery.parse(request)
-    value = await project_service.list(session, redis_of(request), principal, query, q=query.q)
-    return json_bytes(value.body)
+    return await read_page(
+        request,
+        principal.require_tenant(),
+        "projects",
+        query,
+        lambda: project_service.list(session, principal, query),
+    )
 
 
 @router.get("/{id}", response_model=ProjectRead, responses=entity_responses(conditional_get=True))
@@ -39,8 +46,13 @@ async def get(
     id: uuid.UUID, principal: ProjectsRead, session: SessionDep, request: Request
 ) -> Response:
     """Get a project; answers 304 when `If-None-Match` holds its current ETag."""
-    project = await project_service.get(session, redis_of(request), principal, id)
-    return entity(request, project)
+    return await read_entity(
+        request,
+        principal.require_tenant(),
+        "project",
+        id,
+        lambda: project_service.get(session, principal, id),
+    )
 
 
 @router.patch("/{id}", response_model=ProjectRead, responses=entity_responses())

@@ -1,22 +1,18 @@
 from __future__ import annotations
 
-import hashlib
 import uuid
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenantry import cache
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.cache import Cached
 from tenantry.errors import NotFound
 from tenantry.kit.conditions import Precondition
-from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.pagination import Page
 from tenantry.kit.responses import serialise
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
-from tenantry.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate
+from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
 
 
 class ProjectNotFound(NotFound):
@@ -58,45 +54,21 @@ class ProjectService:
         )
         return project
 
-    async def get(
-        self, session: AsyncSession, redis: Redis, principal: Principal, id: uuid.UUID
-    ) -> Cached:
-        repo = self._repo(session, principal)
-
-        async def fill() -> Cached | None:
-            row = await repo.get_row(id)
-            return None if row is None else serialise(ProjectRead.model_validate(dict(row)))
-
-        value = await cache.cached(redis, repo.tenant_id, f"project:{id}", fill, cache="project")
-        if value is None:
+    async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> ProjectRead:
+        row = await self._repo(session, principal).get_row(id)
+        if row is None:
             raise ProjectNotFound()
-        return value
+        return ProjectRead.model_validate(dict(row))
+
+    async def exists(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> bool:
+        return await self._repo(session, principal).exists(id)
 
     async def list(
-        self,
-        session: AsyncSession,
-        redis: Redis,
-        principal: Principal,
-        page: PageParams,
-        *,
-        q: str | None,
-    ) -> Cached:
-        repo = self._repo(session, principal)
-
-        async def fill() -> Cached:
-            rows, next_cursor = await repo.list_rows(q, page)
-            items = [ProjectRead.model_validate(dict(row)) for row in rows]
-            return serialise(Page[ProjectRead](items=items, next_cursor=next_cursor))
-
-        if page.cursor:
-            # Deeper pages are cheap keyset reads and rarely repeated: not worth a key.
-            return await fill()
-        digest = hashlib.sha256(f"{page.limit}\0{q or ''}".encode()).hexdigest()[:24]
-        value = await cache.cached(
-            redis, repo.tenant_id, f"projects:{digest}", fill, cache="projects"
-        )
-        assert value is not None
-        return value
+        self, session: AsyncSession, principal: Principal, query: ProjectListQuery
+    ) -> Page[ProjectRead]:
+        rows, next_cursor = await self._repo(session, principal).list_rows(query.q, query)
+        items = [ProjectRead.model_validate(dict(row)) for row in rows]
+        return Page[ProjectRead](items=items, next_cursor=next_cursor)
 
     async def update(
         self,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
-from tenantry.kit.http import API_PREFIX
+from tenantry.kit.http import location
 from tenantry.kit.openapi import documented_body, raises
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Report
@@ -46,9 +46,7 @@ async def create(
 ) -> Report:
     """Queue a report; poll the `Location` until it succeeds, then download it."""
     report = await report_service.request(session, principal, body, settings)
-    response.headers["Location"] = (
-        f"{request.scope.get('root_path', '')}{API_PREFIX}/reports/{report.id}"
-    )
+    response.headers["Location"] = location(request, "reports", report.id)
     return report
 
 

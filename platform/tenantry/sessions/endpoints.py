@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, status
 
-from tenantry.auth.dependencies import client_ip
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import BadRequest, NotFound, Unauthorized
+from tenantry.kit.clients import client_ip
 from tenantry.kit.openapi import raises
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit
 from tenantry.sessions.auth import SignedIn, no_store

@@ -31,14 +31,3 @@ class SessionRepository:
             .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
             .values(revoked_at=utcnow())
         )
-
-    async def revoke_all(self, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
-        """Revoke every live session of the user, except `keep` (the caller's own)."""
-        stmt = (
-            sa.update(AuthSession)
-            .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
-            .values(revoked_at=utcnow())
-        )
-        if keep is not None:
-            stmt = stmt.where(col(AuthSession.id) != keep)
-        await self.session.execute(stmt)

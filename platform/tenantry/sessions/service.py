@@ -16,19 +16,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth import account_tokens, tokens
-from tenantry.auth.dependencies import user_id_of
 from tenantry.auth.passwords import passwords
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.config import Settings
 from tenantry.db import end_read_only_transaction, set_tenant_context
 from tenantry.errors import BadRequest, NotFound, Unauthorized
+from tenantry.kit.http import public_link
 from tenantry.models import AuthSession, Role
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.observability.metrics import LOGINS
 from tenantry.sessions.repository import SessionRepository
 from tenantry.sessions.schemas import LoginForm, TokenPair
-from tenantry.users.repository import MembershipRow, UserRepository
+from tenantry.users.schemas import MembershipRow
+from tenantry.users.service import user as user_service
 
 logger = logging.getLogger("tenantry.sessions")
 
@@ -57,8 +58,7 @@ class AuthService:
         one Argon2 verification. A `tenant` the user is not a member of is a 401 too,
         decided only after the password matched, so it tells nothing to anyone without it.
         """
-        users = UserRepository(session)
-        account = await users.credentials(form.username)
+        account = await user_service.credentials(session, form.username)
         await end_read_only_transaction(session)
         ok, new_hash = await passwords.verify(
             settings, form.password, account.password_hash if account else None
@@ -68,11 +68,13 @@ class AuthService:
         if not account.is_active:
             raise _refused("inactive")
         await set_tenant_context(session, None, user_id=account.id)
-        memberships = await users.memberships(account.id, tenant=form.tenant)
+        memberships = await user_service.memberships(session, account.id, tenant=form.tenant)
         if form.tenant is not None and not memberships:
             raise _refused("tenant_denied", "Incorrect username, password or tenant")
         if new_hash:
-            await users.set_password_hash(account.id, new_hash, if_current=account.password_hash)
+            await user_service.set_password_hash(
+                session, account.id, new_hash, if_current=account.password_hash
+            )
         membership = memberships[0] if memberships else None
         auth_session = SessionRepository(session).add(
             AuthSession(
@@ -113,15 +115,16 @@ class AuthService:
             raise Unauthorized(
                 "Refresh token reuse detected; the session is revoked", keep_changes=True
             )
-        users = UserRepository(session)
-        user = await users.get(row.user_id)
+        user = await user_service.account(session, row.user_id)
         if user is None or not user.is_active:
             raise Unauthorized("Invalid refresh token")
         membership = None
         if row.bound_tenant_id is not None:
             # The role is read now: a removed member's session falls back to no tenant.
             await set_tenant_context(session, None, user_id=row.user_id)
-            found = await users.memberships(row.user_id, tenant=str(row.bound_tenant_id))
+            found = await user_service.memberships(
+                session, row.user_id, tenant=str(row.bound_tenant_id)
+            )
             membership = found[0] if found else None
         pair = self._issue(settings, row, membership)
         await session.flush()
@@ -143,7 +146,7 @@ class AuthService:
         user_id = user_id_of(principal)
         assert principal.session_id is not None
         await set_tenant_context(session, None, user_id=user_id)
-        found = await UserRepository(session).memberships(user_id, tenant=tenant)
+        found = await user_service.memberships(session, user_id, tenant=tenant)
         if not found:
             raise NotFound("Tenant not found")
         row = await SessionRepository(session).get_for_update(principal.session_id)
@@ -157,7 +160,7 @@ class AuthService:
         self, session: AsyncSession, settings: Settings, email: str
     ) -> None:
         """Queue a reset email if the account exists; the caller learns nothing either way."""
-        user = await UserRepository(session).get_by_email(email)
+        user = await user_service.account_by_email(session, email)
         if user is None or not user.is_active:
             return
         token = account_tokens.create_reset_token(settings, user.id, user.password_hash)
@@ -167,7 +170,7 @@ class AuthService:
             to=user.email,
             name=user.full_name or user.username,
             token=token,
-            link=f"{settings.public_url.rstrip('/')}/reset-password?token={token}",
+            link=public_link(settings, "/reset-password", token=token),
             minutes=settings.password_reset_ttl_seconds // 60,
         )
 
@@ -181,7 +184,7 @@ class AuthService:
         except tokens.InvalidToken:
             raise BadRequest(BAD_EMAIL_TOKEN) from None
         new_hash = await passwords.hash(settings, new_password)
-        user = await UserRepository(session).get(claims.user_id, for_update=True)
+        user = await user_service.account(session, claims.user_id, for_update=True)
         if (
             user is None
             or not user.is_active
@@ -194,7 +197,7 @@ class AuthService:
         user.password_hash = new_hash
         # The reset link reached the inbox, which proves the address as well.
         user.email_verified_at = user.email_verified_at or datetime.now(UTC)
-        await SessionRepository(session).revoke_all(user.id)
+        await user_service.end_sessions(session, user.id)
         await session.flush()
 
     async def verify_email(self, session: AsyncSession, settings: Settings, token: str) -> None:
@@ -203,7 +206,7 @@ class AuthService:
             claims = account_tokens.decode_email_token(settings, token, expected_type="verify")
         except tokens.InvalidToken:
             raise BadRequest(BAD_EMAIL_TOKEN) from None
-        user = await UserRepository(session).get(claims.user_id, for_update=True)
+        user = await user_service.account(session, claims.user_id, for_update=True)
         if user is None or not hmac.compare_digest(
             claims.fingerprint, account_tokens.fingerprint(settings, "email", user.email.lower())
         ):

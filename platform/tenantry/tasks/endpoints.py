@@ -5,12 +5,13 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from tenantry.deps import SessionDep, UnitOfWorkRoute, redis_of
+from tenantry.cached_reads import read_entity, read_page
+from tenantry.deps import SessionDep, UnitOfWorkRoute
 from tenantry.kit.conditions import IfMatch
+from tenantry.kit.http import location
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import API_V1, entity, entity_responses, json_bytes, serialise
+from tenantry.kit.responses import entity, entity_responses, serialise
 from tenantry.tasks.auth import TasksRead, TasksWrite
-from tenantry.tasks.repository import TaskFilters
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 from tenantry.tasks.service import task as task_service
 
@@ -34,7 +35,7 @@ async def create(
     """Create a task in a project."""
     task = await task_service.create(session, principal, project_id, body)
     value = serialise(TaskRead.model_validate(task))
-    return entity(request, value, status_code=201, location=f"{API_V1}/tasks/{task.id}")
+    return entity(request, value, status_code=201, location=location(request, "tasks", task.id))
 
 
 @router.get(
@@ -47,13 +48,14 @@ async def list(
 ) -> Response:
     """List a project's tasks; filter by status, assignee or text, sort by a field."""
     query = TaskListQuery.parse(request)
-    filters = TaskFilters(
-        status=query.status, assignee_id=query.assignee_id, q=query.q, sort=query.sort
+    return await read_page(
+        request,
+        principal.require_tenant(),
+        "tasks",
+        query,
+        lambda: task_service.list(session, principal, project_id, query),
+        project_id,
     )
-    value = await task_service.list(
-        session, redis_of(request), principal, project_id, filters, query
-    )
-    return json_bytes(value.body)
 
 
 @router.get(
@@ -63,7 +65,13 @@ async def get(
     id: uuid.UUID, principal: TasksRead, session: SessionDep, request: Request
 ) -> Response:
     """Get a task; answers 304 when `If-None-Match` holds its current ETag."""
-    return entity(request, await task_service.get(session, redis_of(request), principal, id))
+    return await read_entity(
+        request,
+        principal.require_tenant(),
+        "task",
+        id,
+        lambda: task_service.get(session, principal, id),
+    )
 
 
 @router.patch("/tasks/{id}", response_model=TaskRead, responses=entity_responses())

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -10,10 +9,9 @@ from sqlalchemy.engine import RowMapping
 from sqlmodel import col
 
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
-from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
-from tenantry.models import Membership, Project, Task, TaskStatus
-from tenantry.tasks.schemas import TaskSort
+from tenantry.models import Project, Task
+from tenantry.tasks.schemas import TaskListQuery, TaskSort
 
 COLUMNS = (
     col(Task.id),
@@ -45,14 +43,6 @@ SORTS = {
 }
 
 
-@dataclass(frozen=True)
-class TaskFilters:
-    status: TaskStatus | None = None
-    assignee_id: uuid.UUID | None = None
-    q: str | None = None
-    sort: TaskSort = TaskSort.CREATED_AT_DESC
-
-
 class TaskRepository(TenantRepository[Task]):
     model = Task
 
@@ -64,32 +54,20 @@ class TaskRepository(TenantRepository[Task]):
         return (await self.session.execute(stmt)).mappings().first()
 
     async def list_rows(
-        self, project_id: uuid.UUID, filters: TaskFilters, page: PageParams
+        self, project_id: uuid.UUID, query: TaskListQuery
     ) -> tuple[Sequence[RowMapping], str | None]:
-        """One page in `filters.sort` order, `id` breaking ties."""
+        """One page in `query.sort` order, `id` breaking ties, filtered by the rest."""
         stmt = self.select_columns().where(col(Task.project_id) == project_id)
-        if filters.status is not None:
-            stmt = stmt.where(col(Task.status) == filters.status)
-        if filters.assignee_id is not None:
-            stmt = stmt.where(col(Task.assignee_id) == filters.assignee_id)
-        if filters.q:
-            pattern = like_pattern(filters.q)
+        if query.status is not None:
+            stmt = stmt.where(col(Task.status) == query.status)
+        if query.assignee_id is not None:
+            stmt = stmt.where(col(Task.assignee_id) == query.assignee_id)
+        if query.q:
+            pattern = like_pattern(query.q)
             stmt = stmt.where(
                 sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
             )
-        return await fetch_page(self.session, stmt, SORTS[filters.sort], page, result="mappings")
-
-    async def project_exists(self, project_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Project.tenant_id) == self.tenant_id, col(Project.id) == project_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
-
-    async def is_member(self, user_id: uuid.UUID) -> bool:
-        stmt = sa.select(sa.literal(1)).where(
-            col(Membership.tenant_id) == self.tenant_id, col(Membership.user_id) == user_id
-        )
-        return (await self.session.execute(stmt)).first() is not None
+        return await fetch_page(self.session, stmt, SORTS[query.sort], query, result="mappings")
 
     def stream_statement(self) -> RowSelect:
         """Every task of the tenant with its project's name, in a stable order."""

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 import uuid
@@ -10,25 +9,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from redis.asyncio import Redis
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry import cache
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.cache import Cached
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
-from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.pagination import Page
 from tenantry.kit.responses import serialise
+from tenantry.members.service import member as member_service
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
-from tenantry.tasks.repository import TaskFilters, TaskRepository
-from tenantry.tasks.schemas import TaskCreate, TaskRead, TaskUpdate
+from tenantry.projects.service import project as project_service
+from tenantry.tasks.repository import TaskRepository
+from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = (
@@ -85,9 +83,11 @@ class TaskService:
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
-        if not await repo.project_exists(project_id):
+        if not await project_service.exists(session, principal, project_id):
             raise ProjectNotFound()
-        if data.assignee_id is not None and not await repo.is_member(data.assignee_id):
+        if data.assignee_id is not None and not await member_service.is_member(
+            session, repo.tenant_id, data.assignee_id
+        ):
             raise AssigneeNotMember()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
         await self._flush(session)
@@ -101,53 +101,27 @@ class TaskService:
         )
         return task
 
-    async def get(
-        self, session: AsyncSession, redis: Redis, principal: Principal, id: uuid.UUID
-    ) -> Cached:
-        repo = self._repo(session, principal)
-
-        async def fill() -> Cached | None:
-            row = await repo.get_row(id)
-            return None if row is None else serialise(TaskRead.model_validate(dict(row)))
-
-        value = await cache.cached(redis, repo.tenant_id, f"task:{id}", fill, cache="task")
-        if value is None:
+    async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
+        row = await self._repo(session, principal).get_row(id)
+        if row is None:
             raise TaskNotFound()
-        return value
+        return TaskRead.model_validate(dict(row))
 
     async def list(
         self,
         session: AsyncSession,
-        redis: Redis,
         principal: Principal,
         project_id: uuid.UUID,
-        filters: TaskFilters,
-        page: PageParams,
-    ) -> Cached:
+        query: TaskListQuery,
+    ) -> Page[TaskRead]:
         repo = self._repo(session, principal)
-
-        async def fill() -> Cached | None:
-            rows, next_cursor = await repo.list_rows(project_id, filters, page)
-            # A page with rows proves the project exists (RLS and the composite FK);
-            # only an empty one costs the extra lookup that tells 404 from "no tasks".
-            if not rows and not await repo.project_exists(project_id):
-                return None
-            items = [TaskRead.model_validate(dict(row)) for row in rows]
-            return serialise(Page[TaskRead](items=items, next_cursor=next_cursor))
-
-        if page.cursor:
-            value = await fill()
-        else:
-            params = (
-                f"{page.limit}\0{filters.sort.value}\0{filters.status or ''}\0"
-                f"{filters.assignee_id or ''}\0{filters.q or ''}"
-            )
-            digest = hashlib.sha256(params.encode()).hexdigest()[:24]
-            name = f"tasks:{project_id}:{digest}"
-            value = await cache.cached(redis, repo.tenant_id, name, fill, cache="tasks")
-        if value is None:
+        rows, next_cursor = await repo.list_rows(project_id, query)
+        # A page with rows proves the project exists (RLS and the composite FK); only
+        # an empty one costs the extra lookup that tells 404 from "no tasks".
+        if not rows and not await project_service.exists(session, principal, project_id):
             raise ProjectNotFound()
-        return value
+        items = [TaskRead.model_validate(dict(row)) for row in rows]
+        return Page[TaskRead](items=items, next_cursor=next_cursor)
 
     async def update(
         self,
@@ -161,7 +135,9 @@ class TaskService:
         task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
         assignee = changes.get("assignee_id")
-        if assignee is not None and not await repo.is_member(assignee):
+        if assignee is not None and not await member_service.is_member(
+            session, repo.tenant_id, assignee
+        ):
             raise AssigneeNotMember()
         for field, value in changes.items():
             setattr(task, field, value)

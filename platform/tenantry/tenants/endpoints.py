@@ -5,9 +5,9 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import located
 from tenantry.models import Tenant
 from tenantry.tenants.auth import (
     CurrentTenantAdmin,
@@ -35,11 +35,15 @@ router = APIRouter(tags=["tenants"], route_class=UnitOfWorkRoute)
     responses=raises(SlugTaken),
 )
 async def create(
-    body: TenantCreate, principal: TenantsUser, session: SessionDep, response: Response
+    body: TenantCreate,
+    principal: TenantsUser,
+    session: SessionDep,
+    request: Request,
+    response: Response,
 ) -> TenantWithRole:
     """Create a tenant; the caller becomes its owner."""
     tenant = await tenant_service.create(session, principal, body)
-    located(response, f"/tenants/{tenant.id}")
+    response.headers["Location"] = location(request, "tenants", tenant.id)
     return tenant
 
 

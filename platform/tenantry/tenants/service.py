@@ -10,14 +10,13 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
-from tenantry.auth.dependencies import user_id_of
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.db import set_tenant_context
 from tenantry.errors import Conflict, NotFound
 from tenantry.jobs import Job, enqueue
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.members.repository import MembershipRepository
-from tenantry.models import Membership, Role, Tenant
+from tenantry.members.service import member as member_service
+from tenantry.models import Role, Tenant
 from tenantry.models.base import utcnow
 from tenantry.tenants.repository import TenantsRepository
 from tenantry.tenants.schemas import (
@@ -49,6 +48,10 @@ def purge_job_id(tenant_id: object) -> str:
 
 
 class TenantService:
+    async def get_live(self, session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
+        """The tenant unless deleted (other domains check it before acting in it)."""
+        return await TenantsRepository(session).get_live(tenant_id)
+
     async def create(
         self, session: AsyncSession, principal: Principal, data: TenantCreate
     ) -> TenantWithRole:
@@ -61,9 +64,7 @@ class TenantService:
         # The rest of this transaction belongs to the new tenant: RLS checks the
         # membership and audit rows against it.
         await set_tenant_context(session, tenant.id, user_id=user_id)
-        MembershipRepository(session, tenant.id).add(
-            Membership(tenant_id=tenant.id, user_id=user_id, role=Role.OWNER)
-        )
+        member_service.add(session, tenant.id, user_id, Role.OWNER)
         owner = dataclasses.replace(principal, tenant_id=tenant.id, role=Role.OWNER)
         audit.record(
             session,

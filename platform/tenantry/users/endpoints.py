@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import Conflict
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
-from tenantry.kit.responses import located
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
@@ -34,11 +34,16 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=UnitOfWorkRoute)
     responses=raises(Conflict),
 )
 async def create(
-    data: UserCreate, session: SessionDep, settings: SettingsDep, response: Response
+    data: UserCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> User:
     """Sign up; a welcome email with a verification token follows."""
     user = await user_service.create(session, settings, data)
-    located(response, "/users/me")  # the account, as its owner reads it once signed in
+    # The account, as its owner reads it once signed in.
+    response.headers["Location"] = location(request, "users", "me")
     return user
 
 

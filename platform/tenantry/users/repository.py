@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry.models import Membership, Role, Tenant, User
-
-
-class Credentials(NamedTuple):
-    id: uuid.UUID
-    password_hash: str
-    is_active: bool
-
-
-class MembershipRow(NamedTuple):
-    tenant_id: uuid.UUID
-    tenant_slug: str
-    tenant_name: str
-    role: Role
+from tenantry.models import AuthSession, Membership, Role, Tenant, User
+from tenantry.models.base import utcnow
+from tenantry.users.schemas import Credentials, MembershipRow
 
 
 class UserRepository:
@@ -94,6 +82,17 @@ class UserRepository:
             stmt = stmt.where(_tenant_matches(tenant))
         rows = (await self.session.execute(stmt)).all()
         return [MembershipRow(r[0], r[1], r[2], Role(r[3])) for r in rows]
+
+    async def end_sessions(self, user_id: uuid.UUID, *, keep: uuid.UUID | None = None) -> None:
+        """Revoke every live session of the user, except `keep` (the caller's own)."""
+        stmt = (
+            sa.update(AuthSession)
+            .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+        if keep is not None:
+            stmt = stmt.where(col(AuthSession.id) != keep)
+        await self.session.execute(stmt)
 
 
 def _tenant_matches(tenant: str) -> sa.ColumnElement[bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -99,3 +99,16 @@ class MembershipSummary(ReadSchema):
 
 class UserMe(UserRead):
     memberships: list[MembershipSummary]
+
+
+class Credentials(NamedTuple):
+    id: uuid.UUID
+    password_hash: str
+    is_active: bool
+
+
+class MembershipRow(NamedTuple):
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_name: str
+    role: Role

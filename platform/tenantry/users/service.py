@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth import account_tokens
-from tenantry.auth.dependencies import user_id_of
 from tenantry.auth.passwords import passwords
-from tenantry.auth.principal import Principal
+from tenantry.auth.principal import Principal, user_id_of
 from tenantry.config import Settings
 from tenantry.db import end_read_only_transaction, set_tenant_context
 from tenantry.errors import Conflict, NotFound, Unprocessable
+from tenantry.kit.http import public_link
 from tenantry.models import User
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
-from tenantry.sessions.repository import SessionRepository
 from tenantry.users.repository import UserRepository
-from tenantry.users.schemas import MembershipSummary, UserCreate, UserMe, UserRead, UserUpdate
+from tenantry.users.schemas import (
+    Credentials,
+    MembershipRow,
+    MembershipSummary,
+    UserCreate,
+    UserMe,
+    UserRead,
+    UserUpdate,
+)
 
 
 def _conflict(which: str) -> Conflict:
@@ -66,7 +74,7 @@ class UserService:
                 to=user.email,
                 name=user.full_name or user.username,
                 token=token,
-                link=f"{settings.public_url.rstrip('/')}/verify-email?token={token}",
+                link=public_link(settings, "/verify-email", token=token),
             )
         return user
 
@@ -113,9 +121,37 @@ class UserService:
         if new_hash is not None:
             user.password_hash = new_hash
             # Whoever else holds a session (maybe the reason for the change) is out now.
-            await SessionRepository(session).revoke_all(user_id, keep=principal.session_id)
+            await repo.end_sessions(user_id, keep=principal.session_id)
         await session.flush()
         return await self.get_me(session, principal)
+
+    # Accounts as the sessions domain needs them (login, refresh, reset): it goes
+    # through this service, never through the users repository.
+
+    async def account(
+        self, session: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> User | None:
+        return await UserRepository(session).get(user_id, for_update=for_update)
+
+    async def account_by_email(self, session: AsyncSession, email: str) -> User | None:
+        return await UserRepository(session).get_by_email(email)
+
+    async def credentials(self, session: AsyncSession, login: str) -> Credentials | None:
+        return await UserRepository(session).credentials(login)
+
+    async def set_password_hash(
+        self, session: AsyncSession, user_id: uuid.UUID, new_hash: str, *, if_current: str
+    ) -> None:
+        await UserRepository(session).set_password_hash(user_id, new_hash, if_current=if_current)
+
+    async def memberships(
+        self, session: AsyncSession, user_id: uuid.UUID, *, tenant: str | None = None
+    ) -> list[MembershipRow]:
+        return await UserRepository(session).memberships(user_id, tenant=tenant)
+
+    async def end_sessions(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """Revoke every live session of the user (a password reset)."""
+        await UserRepository(session).end_sessions(user_id)
 
 
 user = UserService()
