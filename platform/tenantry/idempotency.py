@@ -44,6 +44,7 @@ from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX
 from tenantry.config import Settings
 from tenantry.errors import problem
+from tenantry.kit.http import IDEMPOTENCY_KEY_PATTERN
 from tenantry.observability.metrics import CACHE_REQUESTS
 
 logger = logging.getLogger("tenantry.idempotency")
@@ -54,9 +55,7 @@ TTL_SECONDS = 24 * 3600
 # dies mid-request frees the key when this runs out.
 IN_FLIGHT_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
-# Visible ASCII, spaces only inside (the OpenAPI document states the same pattern).
-KEY_PATTERN = r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"
-_KEY = re.compile(KEY_PATTERN)
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _KEPT_HEADERS = {b"content-type", b"location", b"etag", b"cache-control"}
 _NOT_KEPT = {401, 403, 408, 425, 429}
 

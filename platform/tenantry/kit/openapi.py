@@ -30,7 +30,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from tenantry.idempotency import KEY_PATTERN
+from tenantry.kit.http import IDEMPOTENCY_KEY_PATTERN
 
 PROBLEM_JSON = "application/problem+json"
 BEARER = "bearer"
@@ -278,7 +278,11 @@ def _complete_operation(
                 "description": "Retry safely: the same key and body within 24 h replays "
                 "the first answer and creates nothing (another body: 422; while the "
                 "first is still running: 409); a malformed key is 400",
-                "schema": {"type": "string", "maxLength": 255, "pattern": f"^{KEY_PATTERN}$"},
+                "schema": {
+                    "type": "string",
+                    "maxLength": 255,
+                    "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
+                },
             }
         )
 
