@@ -36,6 +36,10 @@ class TestReadiness:
             live = await client.get("/health")
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
+        assert int(ready.headers["retry-after"]) >= 1
+        # RFC 9457: `status` is the HTTP status as a number; verdicts sit under `checks`.
+        assert ready.json()["status"] == 503
+        assert ready.json()["type"].endswith("/unavailable")
         assert ready.json()["checks"]["redis"]["status"] == "unavailable"
         assert ready.json()["checks"]["postgres"]["status"] == "ok"
         assert live.status_code == 200

@@ -37,6 +37,7 @@ from tenantry.kit.clients import client_ip, ip_key
 from tenantry.main import create_app
 from tenantry.models import Plan, Tenant
 from tenantry.ratelimit import LoginRateLimit, PasswordResetRateLimit, SignupRateLimit
+from tenantry.redis_client import BREAKER_OPEN_SECONDS
 from tenantry.usage import usage_key
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.services import TestServices as Services
@@ -544,6 +545,9 @@ class TestRedisDown:
             back = _restart(port, tmp_path)
             try:
                 assert back.port == port
+                # The client's breaker refuses calls for one period after the last
+                # failure; the first call after it is the probe that closes it.
+                await asyncio.sleep(BREAKER_OPEN_SECONDS + 0.1)
                 first = await api.get("/probe/tenant", headers=actor.headers)
                 assert quota(first)[:2] == (2, 1)
                 await api.get("/probe/tenant", headers=actor.headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, ClassVar
 
@@ -18,7 +19,8 @@ from tenantry.jobs import Job, json_dumps, json_loads
 from tenantry.observability.metrics import init_known_series
 from tenantry.observability.worker import MetricsServer, instrument_job
 from tenantry.redis_client import create_redis
-from workers import emails, reports, system, tenants, usage
+from tenantry.webhooks.delivery import close_client as close_webhook_client
+from workers import emails, reports, system, tenants, usage, webhooks
 
 logger = logging.getLogger("tenantry.worker")
 
@@ -40,10 +42,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     ctx["metrics_port"] = await server.start()
     ctx["metrics_server"] = server
+    ctx["webhook_gauges"] = asyncio.create_task(webhooks.watch_gauges(ctx))
     logger.info("worker started")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "webhook_gauges" in ctx:
+        ctx["webhook_gauges"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx["webhook_gauges"]
+    await close_webhook_client()
     if "metrics_server" in ctx:
         await ctx["metrics_server"].stop()
     await ctx["app_redis"].aclose()
@@ -66,6 +74,14 @@ def _functions() -> list[Function | WorkerCoroutine]:
         # A send is bounded by 2 × SMTP_TIMEOUT (20 s by default); the row's claim lease
         # (EMAIL_CLAIM_LEASE_SECONDS) outlasts this timeout.
         func(emails.deliver, name=Job.DELIVER_EMAIL.value, timeout=30, max_tries=3, keep_result=60),
+        # Bounded by its drain budget and one attempt; keep_result=0 frees the id at once.
+        func(
+            webhooks.deliver,
+            name=Job.DELIVER_WEBHOOKS.value,
+            timeout=webhooks.job_timeout(get_settings().webhook_timeout_seconds),
+            max_tries=3,
+            keep_result=0,
+        ),
         # keep_result=0 frees the job id at once, so the relay can enqueue it again.
         func(
             tenants.purge,
@@ -97,6 +113,19 @@ def cron_jobs() -> list[CronJob]:
             run_at_startup=True,
             timeout=10,
             max_tries=1,
+        ),
+        cron(
+            webhooks.relay,
+            name="webhooks.relay",
+            second=set(
+                range(0, 60, max(1, min(60, get_settings().webhook_relay_interval_seconds)))
+            ),
+            run_at_startup=True,
+            timeout=10,
+            max_tries=1,
+        ),
+        cron(
+            webhooks.prune, name="webhooks.prune", minute={17}, second={30}, timeout=50, max_tries=1
         ),
         cron(
             tenants.relay_purges,

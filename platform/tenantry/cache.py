@@ -151,7 +151,8 @@ def _available(redis: Redis) -> bool:
 
 def _trip(redis: Redis, exc: BaseException) -> None:
     _breakers[redis] = time.monotonic() + BREAKER_SECONDS
-    logger.warning("cache bypassed, Redis unavailable: %s", type(exc).__name__)
+    # Debug: the Redis client's breaker logs the outage once (tenantry.redis_client).
+    logger.debug("cache bypassed, Redis unavailable: %s", type(exc).__name__)
 
 
 async def cached(

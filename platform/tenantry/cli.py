@@ -154,13 +154,14 @@ def worker(
     configure_logging(settings, component="worker")
     # Before create_worker is imported: Sentry's ARQ integration patches it.
     init_sentry(settings, component="worker")
-    from arq.worker import check_health, create_worker
+    from arq.worker import check_health
 
     # The CLI is the composition root: it may load the worker; the API never does.
     settings_cls = importlib.import_module("workers.settings").WorkerSettings
     if check:
         raise typer.Exit(check_health(settings_cls))
-    create_worker(settings_cls).run()
+    # Our loop around ARQ's job handling: it rides out a Redis outage (workers/runner.py).
+    importlib.import_module("workers.runner").run(settings_cls)
 
 
 def _ask(value: str | None, flag: str, env: str, *, secret: bool = False) -> str:

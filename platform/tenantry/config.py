@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "tenantry-api"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
+    # The refresh token just rotated out is answered again, with the same new pair, for
+    # this long (several tabs refreshing at once); later it counts as a replay.
+    refresh_grace_seconds: float = Field(default=30.0, ge=0)
     password_reset_ttl_seconds: int = 30 * 60
     email_verify_ttl_seconds: int = 7 * 24 * 3600
 
@@ -102,6 +105,20 @@ class Settings(BaseSettings):
     email_backoff_max_seconds: float = 3600.0
     email_claim_lease_seconds: float = 120.0
     email_relay_interval_seconds: int = 20
+
+    # Outgoing webhooks (API.md "Webhooks"). A 2xx within the timeout succeeds; each
+    # failure waits the next delay of the schedule (seconds), then the delivery fails.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 3600.0, 10800.0, 21600.0, 43200.0]
+    )
+    webhook_disable_after: int = Field(default=20, ge=1)
+    webhook_concurrency_per_endpoint: int = Field(default=4, ge=1, le=50)
+    # Development and tests only: deliver to loopback and private addresses.
+    webhook_allow_private_networks: bool = False
+    webhook_max_endpoints: int = Field(default=20, ge=1)
+    # How often the relay looks for deliveries whose job was lost.
+    webhook_relay_interval_seconds: int = Field(default=10, ge=1, le=60)
 
     sentry_dsn: str | None = None
     release: str | None = None
@@ -151,6 +168,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
 
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        # `WEBHOOK_RETRY_SCHEDULE=5,30,120`: seconds, comma-separated; empty means no retries.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _non_negative_delays(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE delays must be >= 0 seconds")
+        return value
+
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
@@ -198,6 +230,8 @@ class Settings(BaseSettings):
             problems.append("CORS_ORIGINS must not contain '*'")
         if self.docs_enabled:
             problems.append("DOCS_ENABLED must be off")
+        if self.webhook_allow_private_networks:
+            problems.append("WEBHOOK_ALLOW_PRIVATE_NETWORKS must be off")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self

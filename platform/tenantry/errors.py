@@ -8,6 +8,7 @@ trace or SQL.
 from __future__ import annotations
 
 import logging
+import time
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -152,8 +153,8 @@ async def _app_error(_: Request, exc: Exception) -> Response:
     )
 
 
-# FastAPI's words for a body it could not decode (bad JSON bytes, broken multipart).
-_UNPARSEABLE_BODY = "There was an error parsing the body"
+# FastAPI's words for a body it could not decode (bad JSON bytes, deep nesting).
+_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -187,11 +188,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return Response(status_code=304, headers=headers)
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
-    if exc.status_code == 400 and detail == _UNPARSEABLE_BODY:
-        message = f"The body could not be read as {_expected_media(request) or 'sent'}"
+    if exc.status_code == 400 and detail == _BODY_PARSE_ERROR:
+        # FastAPI's answer to a body json.loads cannot read (invalid UTF-8, nesting
+        # deeper than the parser's recursion limit): malformed input, like any other
+        # malformed body a 422 naming `body`.
+        message = "Malformed body: not valid UTF-8 JSON, or nested too deeply"
         return problem(
             422,
-            message,
+            f"body: {message}",
             title="Validation failed",
             code="validation-error",
             errors=[{"field": "body", "message": message}],
@@ -276,36 +280,75 @@ _UNAVAILABLE_SQLSTATES = {
 }
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The error, the driver error SQLAlchemy wraps (`orig`) and their explicit causes."""
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 8:
+        current = todo.pop()
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        todo.append(getattr(current, "orig", None))
+        todo.append(current.__cause__)
+    return chain
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when the error means a dependency is down or too slow, not a bug."""
-    if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError):
-        return True
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | TimeoutError | OSError):
-        return True
-    # Raised bare by `Database.fetch_one`, which bypasses SQLAlchemy's wrapping.
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return exc.sqlstate in _UNAVAILABLE_SQLSTATES
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        if exc.connection_invalidated:
+    """True when the error means a dependency is down, refusing or too slow, not a bug.
+
+    One mapping for every layer an error can surface from: SQLAlchemy's `DBAPIError`,
+    the asyncpg adapter's own error classes (raised unwrapped by a raw pooled
+    connection, as `Database.fetch_one` uses), asyncpg itself, Redis and the socket.
+    A server refusing new connections (`57P03` starting up or shutting down, `53300`
+    too many connections) is as unavailable as one that does not answer.
+    """
+    for error in _causes(exc):
+        if isinstance(error, redis_exc.ConnectionError | redis_exc.TimeoutError):
             return True
-        orig = exc.orig
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(
-            getattr(orig, "__cause__", None), "sqlstate", None
-        )
-        if sqlstate in _UNAVAILABLE_SQLSTATES:
+        if isinstance(
+            error, sqlalchemy.exc.TimeoutError | ConnectionError | TimeoutError | OSError
+        ):
             return True
-        cause = getattr(orig, "__cause__", None)
-        return isinstance(cause, OSError | TimeoutError | ConnectionError)
+        if isinstance(error, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+            return True
+        if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")
+        ):
+            return True
     return False
+
+
+class _Throttled:
+    """One log line per `interval` with a count, not one per request, while a
+    dependency is down (a Redis or PostgreSQL outage answers every request 503)."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+        self._count = 0
+
+    def warn(self, message: str, reason: str) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        logger.warning("%s: %s; %d response(s) since last notice", message, reason, self._count)
+        self._last = now
+        self._count = 0
+
+
+_unavailable_log = _Throttled()
 
 
 def crash_response(exc: Exception) -> JSONResponse:
     """The answer to an exception nothing else handled: 503 when a dependency is down or
     too slow (the client should retry), else a 500 that says nothing about the cause."""
     if is_unavailable(exc):
-        logger.warning("dependency unavailable: %s", type(exc).__name__)
+        _unavailable_log.warn("dependency unavailable, answered 503", type(exc).__name__)
         return problem(
             503,
             "A dependency is unavailable; try again shortly",

@@ -91,9 +91,10 @@ async def ready(request: Request) -> JSONResponse:
     checks = await check_readiness(request.app.state.db, request.app.state.redis)
     failing = [name for name, check in checks.items() if check["status"] != "ok"]
     healthy = not failing
-    body = {"status": "ready" if healthy else "unavailable", "checks": checks}
     if healthy:
-        return JSONResponse(body)
+        return JSONResponse({"status": "ready", "checks": checks})
+    # RFC 9457: `status` is the HTTP status code; the per-dependency verdicts stay
+    # under `checks`.
     return problem(
         503,
         "Not ready: " + ", ".join(failing),

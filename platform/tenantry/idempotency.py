@@ -150,7 +150,8 @@ class IdempotencyMiddleware:
         try:
             existing = await redis.eval(_CLAIM, 1, record_key, marker, str(IN_FLIGHT_TTL_SECONDS))
         except (redis_exc.RedisError, OSError) as exc:
-            logger.warning("idempotency bypassed, Redis unavailable: %s", type(exc).__name__)
+            # Debug: the Redis client's breaker logs the outage once, then a count.
+            logger.debug("idempotency bypassed, Redis unavailable: %s", type(exc).__name__)
             CACHE_REQUESTS.labels("idempotency", "bypass").inc()
             await self.app(scope, _replay_body(body), send)
             return
@@ -205,7 +206,7 @@ class IdempotencyMiddleware:
                     await redis.delete(record_key)
             except (redis_exc.RedisError, OSError) as exc:
                 # The in-flight marker expires on its own; the answer is already sent.
-                logger.warning("idempotency record not saved: %s", type(exc).__name__)
+                logger.debug("idempotency record not saved: %s", type(exc).__name__)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

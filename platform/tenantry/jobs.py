@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
+from redis import exceptions as redis_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger("tenantry.jobs")
@@ -31,6 +32,9 @@ class Job(StrEnum):
     FLUSH_USAGE = "usage.flush"
     PURGE_TENANT = "tenants.purge"
     RELAY_PURGES = "tenants.relay_purges"
+    DELIVER_WEBHOOKS = "webhooks.deliver"
+    RELAY_WEBHOOKS = "webhooks.relay"
+    PRUNE_WEBHOOKS = "webhooks.prune"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class PendingJob:
     kwargs: dict[str, Any]
     job_id: str | None = None
     defer_by: float | None = None
+    # When set, the job id gets `:<the counter at this Redis key>` when it is sent, so a
+    # job that has started (and bumped the counter) no longer absorbs new enqueues.
+    generation_key: str | None = None
 
 
 @dataclass
@@ -68,6 +75,7 @@ def enqueue(
     *,
     job_id: str | None = None,
     defer_by: float | None = None,
+    generation_key: str | None = None,
     **kwargs: Any,
 ) -> None:
     """Buffer a job on the session; it is sent after the commit, dropped on rollback.
@@ -75,7 +83,7 @@ def enqueue(
     `job_id` makes a double enqueue run once (ARQ refuses a second job with the same id
     while the first is queued or its result is kept).
     """
-    _buffer(session).jobs.append(PendingJob(job.value, kwargs, job_id, defer_by))
+    _buffer(session).jobs.append(PendingJob(job.value, kwargs, job_id, defer_by, generation_key))
 
 
 def take_jobs(session: AsyncSession) -> list[PendingJob]:
@@ -93,11 +101,18 @@ async def send_jobs(pool: ArqRedis | None, jobs: list[PendingJob]) -> None:
         return
     for job in jobs:
         try:
+            job_id = job.job_id
+            if job.generation_key is not None:
+                generation = await pool.get(job.generation_key)
+                job_id = f"{job_id}:{int(generation or 0)}"
             await pool.enqueue_job(
                 job.name,
-                _job_id=job.job_id,
+                _job_id=job_id,
                 _defer_by=job.defer_by,
                 **job.kwargs,
             )
+        except (redis_exc.ConnectionError, redis_exc.TimeoutError, OSError) as exc:
+            # Redis is down: the breaker logs the outage once; each job is a debug line.
+            logger.debug("could not enqueue %s (%s); the relay will retry it", job.name, exc)
         except Exception:
             logger.warning("could not enqueue %s; the relay will retry it", job.name, exc_info=True)

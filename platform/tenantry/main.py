@@ -15,6 +15,7 @@ from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
 from tenantry.errors import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
+from tenantry.input_guard import InputGuardMiddleware
 from tenantry.kit import openapi
 from tenantry.kit.http import API_PREFIX
 from tenantry.middleware import HttpShellMiddleware
@@ -34,6 +35,7 @@ def api_routers() -> list[APIRouter]:
     from tenantry.admin.endpoints import router as admin_router
     from tenantry.api_keys.endpoints import router as api_keys_router
     from tenantry.audit.endpoints import router as audit_router
+    from tenantry.comments.endpoints import router as comments_router
     from tenantry.invitations.endpoints import router as invitations_router
     from tenantry.members.endpoints import router as members_router
     from tenantry.projects.endpoints import router as projects_router
@@ -43,9 +45,11 @@ def api_routers() -> list[APIRouter]:
     from tenantry.tasks.endpoints import router as tasks_router
     from tenantry.tenants.endpoints import router as tenants_router
     from tenantry.users.endpoints import router as users_router
+    from tenantry.webhooks.endpoints import router as webhooks_router
 
     return [
         tasks_router,
+        comments_router,
         projects_router,
         exports_router,
         users_router,
@@ -56,6 +60,7 @@ def api_routers() -> list[APIRouter]:
         api_keys_router,
         reports_router,
         audit_router,
+        webhooks_router,
         admin_router,
     ]
 
@@ -114,6 +119,8 @@ def create_app(
     install_error_handlers(app)
     # Innermost: replays skip the app but still pass through CORS and the HTTP shell.
     app.add_middleware(IdempotencyMiddleware)
+    # Outside idempotency: a refused body never claims a key.
+    app.add_middleware(InputGuardMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,19 +1,196 @@
-"""The one Redis client per process: cache, rate limits, session state and the job queue."""
+"""The one Redis client per process: cache, rate limits, session state and the job queue.
+
+Every command the API sends goes through one circuit breaker, kept on the client
+itself, so no call site needs to know about it. A hung Redis (`SIGSTOP`, a full
+network buffer) would otherwise make each Redis call of a request (idempotency claim
+and record, cache read and invalidation, rate limit, usage, job enqueue) wait its own
+socket timeout, one after another. With the breaker, the first call that fails opens
+it; for `open_seconds` every call fails at once with `CircuitOpen` (a
+`redis.ConnectionError`, which every caller already handles: fail open or closed as
+it decides); then exactly one call is let through as a probe, and its outcome closes
+the breaker or opens it for another period. So a process pays at most one socket
+timeout per period, not every request.
+
+The breaker logs one line when it opens, one when it closes, and while it stays open
+a count of the calls it refused every `notice_seconds`, instead of a line per request.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import Any
+
 from arq.connections import ArqRedis
+from redis import exceptions as redis_exc
 from redis.asyncio import ConnectionPool
+from redis.asyncio.client import Pipeline
 
 from tenantry.config import Settings
 from tenantry.jobs import json_dumps, json_loads
 
+logger = logging.getLogger("tenantry.redis")
 
-def create_redis(settings: Settings, *, url: str | None = None) -> ArqRedis:
+# What a dead or hung Redis raises; a ResponseError means Redis answered, so it is not here.
+FAILURES: tuple[type[BaseException], ...] = (
+    redis_exc.ConnectionError,
+    redis_exc.TimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+BREAKER_OPEN_SECONDS = 1.0
+NOTICE_SECONDS = 30.0
+
+
+class CircuitOpen(redis_exc.ConnectionError):
+    """Redis failed recently; the call was refused without touching the network."""
+
+
+class Breaker:
+    """Closed → (a failure) → open for `open_seconds` → one probe → closed or open again."""
+
+    def __init__(
+        self,
+        *,
+        open_seconds: float = BREAKER_OPEN_SECONDS,
+        notice_seconds: float = NOTICE_SECONDS,
+    ) -> None:
+        self.open_seconds = open_seconds
+        self.notice_seconds = notice_seconds
+        self.is_open = False
+        self._open_until = 0.0
+        self._probing = False
+        self._opened_at = 0.0
+        self._refused = 0
+        self._refused_since_notice = 0
+        self._last_notice = 0.0
+
+    def admit(self) -> bool:
+        """Raise CircuitOpen, or let the call through; True when it is the probe."""
+        if not self.is_open:
+            return False
+        now = time.monotonic()
+        if now < self._open_until or self._probing:
+            self._refused += 1
+            self._refused_since_notice += 1
+            if now - self._last_notice >= self.notice_seconds:
+                logger.warning(
+                    "Redis still unavailable after %.0f s; %d call(s) refused since last notice",
+                    now - self._opened_at,
+                    self._refused_since_notice,
+                )
+                self._last_notice = now
+                self._refused_since_notice = 0
+            raise CircuitOpen("Redis circuit open")
+        self._probing = True
+        return True
+
+    def succeeded(self, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        if self.is_open:
+            self.is_open = False
+            logger.warning(
+                "Redis reachable again after %.1f s; %d call(s) were refused meanwhile",
+                time.monotonic() - self._opened_at,
+                self._refused,
+            )
+
+    def failed(self, exc: BaseException, probe: bool) -> None:
+        now = time.monotonic()
+        if probe:
+            self._probing = False
+        self._open_until = now + self.open_seconds
+        if not self.is_open:
+            self.is_open = True
+            self._opened_at = self._last_notice = now
+            self._refused = self._refused_since_notice = 0
+            logger.warning(
+                "Redis unavailable (%s); failing fast, probing every %.1f s",
+                type(exc).__name__,
+                self.open_seconds,
+            )
+
+    def released(self, probe: bool) -> None:
+        """The call ended without a verdict (cancelled, or Redis answered with an error)."""
+        if probe:
+            self._probing = False
+
+
+class GuardedPipeline(Pipeline):
+    breaker: Breaker
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        probe = self.breaker.admit()
+        try:
+            result = await super().execute(raise_on_error)
+        except FAILURES as exc:
+            self.breaker.failed(exc, probe)
+            raise
+        except BaseException:
+            self.breaker.released(probe)
+            raise
+        self.breaker.succeeded(probe)
+        return result
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        # WATCH and the commands after it run at once, outside execute().
+        probe = self.breaker.admit()
+        try:
+            result = await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except FAILURES as exc:
+            self.breaker.failed(exc, probe)
+            raise
+        except BaseException:
+            self.breaker.released(probe)
+            raise
+        self.breaker.succeeded(probe)
+        return result
+
+
+class GuardedRedis(ArqRedis):
+    """ArqRedis whose every command and pipeline passes `breaker`."""
+
+    def __init__(self, pool: ConnectionPool, *, breaker: Breaker, **kwargs: Any) -> None:
+        super().__init__(pool, **kwargs)
+        self.breaker = breaker
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        probe = self.breaker.admit()
+        try:
+            try:
+                result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            except redis_exc.TimeoutError:
+                raise
+            except redis_exc.ConnectionError:
+                # A pooled connection that died with a restarted Redis fails once; a new
+                # one is refused at once if Redis is really down, or works if it is back.
+                result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except FAILURES as exc:
+            self.breaker.failed(exc, probe)
+            raise
+        except BaseException:
+            self.breaker.released(probe)
+            raise
+        self.breaker.succeeded(probe)
+        return result
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = GuardedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.breaker = self.breaker
+        return pipe
+
+
+def create_redis(
+    settings: Settings, *, url: str | None = None, breaker: Breaker | None = None
+) -> GuardedRedis:
     """Built without connecting: the API must start (and report not-ready) while Redis is down.
 
     Tight socket timeouts turn a hung Redis into a quick error that callers can fail
-    open or closed on, instead of a hung request.
+    open or closed on, instead of a hung request; the breaker makes that error rare.
     """
     pool = ConnectionPool.from_url(
         url or settings.redis_url,
@@ -22,8 +199,9 @@ def create_redis(settings: Settings, *, url: str | None = None) -> ArqRedis:
         health_check_interval=30,
         max_connections=64,
     )
-    return ArqRedis(
+    return GuardedRedis(
         pool,
+        breaker=breaker or Breaker(),
         job_serializer=json_dumps,
         job_deserializer=json_loads,
         default_queue_name=settings.queue_name,

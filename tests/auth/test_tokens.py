@@ -114,3 +114,46 @@ def test_hash_secret_is_keyed(settings: Settings) -> None:
     other = settings.model_copy(update={"secret_key": SecretStr("x" * 40)})
     assert tokens.hash_secret(settings, "abc") != tokens.hash_secret(other, "abc")
     assert tokens.hash_secret(settings, "abc") == tokens.hash_secret(settings, "abc")
+
+
+class TestClaimTypes:
+    """Signed with the real key, but a claim of the wrong JSON type: 401, not a 500
+    (issue #15, item 6: `tid` an int and `sid` a list raised AttributeError)."""
+
+    @pytest.mark.parametrize(
+        "overrides",
+        [
+            {"tid": 5},
+            {"tid": ["x"]},
+            {"tid": {"a": 1}},
+            {"sid": ["7f3e2a1b-5c4d-4e6f-8a9b-0c1d2e3f4a5b"]},
+            {"sid": 7},
+            {"sub": 12},
+            {"sub": None},
+            {"role": ["owner"]},
+            {"jti": {"x": 1}},
+            {"tid": True},
+        ],
+    )
+    def test_refused(self, settings: Settings, overrides: dict[str, object]) -> None:
+        token = _sign(settings, _claims(settings, **overrides))
+        with pytest.raises(tokens.InvalidToken):
+            tokens.decode_access_token(settings, token)
+
+    async def test_401_over_http(self, client: object, settings: Settings) -> None:
+        import httpx
+
+        assert isinstance(client, httpx.AsyncClient)
+        for overrides in ({"tid": 5}, {"sid": ["a"]}):
+            token = _sign(settings, _claims(settings, **overrides))
+            response = await client.get(
+                "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 401
+            # The idempotency layer decodes the token too, before the app.
+            response = await client.post(
+                "/api/v1/projects",
+                json={"name": "x"},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k1"},
+            )
+            assert response.status_code == 401

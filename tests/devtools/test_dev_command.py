@@ -204,3 +204,23 @@ def test_a_stale_state_file_is_ignored(tmp_path: Path) -> None:
     from tenantry.devtools import state
 
     assert state.read(tmp_path) is None
+
+
+def test_the_state_file_is_for_its_owner_only(tmp_path: Path) -> None:
+    from tenantry.devtools import state
+
+    record = state.DevState(
+        pid=os.getpid(),
+        api_url="http://127.0.0.1:1",
+        mail_dir=str(tmp_path / "mail"),
+        environment={"DATABASE_URL": "postgresql+asyncpg://app:secret@db/tenantry"},
+    )
+    record.write(tmp_path)
+    assert (tmp_path / "dev.json").stat().st_mode & 0o777 == 0o600
+    found = state.read(tmp_path)
+    assert found is not None
+    assert found.environment["DATABASE_URL"].endswith("@db/tenantry")
+    state.remove(tmp_path, os.getpid() + 1)  # not ours: kept
+    assert (tmp_path / "dev.json").exists()
+    state.remove(tmp_path, os.getpid())
+    assert not (tmp_path / "dev.json").exists()

@@ -15,7 +15,7 @@ from sqlmodel import col
 from tenantry.config import Environment, Settings
 from tenantry.db import Database
 from tenantry.models import EmailOutbox
-from tenantry.notifications.delivery import Outcome, backoff_seconds, email_delivery
+from tenantry.notifications.delivery import SCRUBBED, Outcome, backoff_seconds, email_delivery
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.observability.metrics import EMAILS
@@ -139,6 +139,48 @@ class TestDeliver:
     async def test_unknown_row_skipped(self, db: Database, smtp_settings: Settings) -> None:
         result = await email_delivery.deliver(db, smtp_settings, uuid.uuid4())
         assert result.outcome is Outcome.SKIPPED
+
+
+class TestScrub:
+    """No one-time token stays at rest in the outbox once a row is sent or dead (issue
+    #15, item 5); what an operator needs to follow the delivery does."""
+
+    async def test_sent_row_keeps_no_token(
+        self, db: Database, smtp_settings: Settings, smtp: SmtpServer
+    ) -> None:
+        row_id = await _queue(db, to="scrub@example.com")
+        assert "tok-123" in (await _row(db, row_id)).text_body  # pending: still needed
+        assert (await email_delivery.deliver(db, smtp_settings, row_id)).outcome is Outcome.SENT
+        (accepted,) = smtp.recorder.to("scrub@example.com")
+        assert "tok-123" in accepted.text  # the recipient got it
+        row = await _row(db, row_id)
+        assert "tok-123" not in row.text_body and row.html_body is None
+        assert row.text_body == SCRUBBED
+        assert (row.to_email, row.kind, row.status, row.attempts) == (
+            "scrub@example.com",
+            EmailKind.WELCOME.value,
+            "sent",
+            1,
+        )
+        assert row.subject == "Welcome to Tenantry — verify your email"
+
+    async def test_dead_row_keeps_no_token_but_its_error(
+        self, db: Database, smtp_settings: Settings, smtp: SmtpServer
+    ) -> None:
+        smtp.recorder.reply = "550 5.1.1 No such user"
+        row_id = await _queue(db)
+        assert (await email_delivery.deliver(db, smtp_settings, row_id)).outcome is Outcome.DEAD
+        row = await _row(db, row_id)
+        assert "tok-123" not in row.text_body and row.html_body is None
+        assert row.status == "dead" and row.last_error and "550" in row.last_error
+
+    async def test_retried_row_keeps_its_body(
+        self, db: Database, smtp_settings: Settings, smtp: SmtpServer
+    ) -> None:
+        smtp.recorder.reply = "451 4.3.0 Try again later"
+        row_id = await _queue(db)
+        assert (await email_delivery.deliver(db, smtp_settings, row_id)).outcome is Outcome.RETRIED
+        assert "tok-123" in (await _row(db, row_id)).text_body
 
 
 class TestSink:

@@ -261,7 +261,9 @@ class TestRefresh:
         assert second["refresh_token"] != first["refresh_token"]
         assert await _me_status(client, second["access_token"]) == 200
 
-    async def test_reuse_revokes_the_whole_session(self, client: httpx.AsyncClient) -> None:
+    async def test_reuse_revokes_the_whole_session(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
         account = await sign_up(client)
         first = await tokens_for(client, account["username"])
         second = (
@@ -269,6 +271,7 @@ class TestRefresh:
                 "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
             )
         ).json()
+        await _age_rotation(db, second["access_token"], seconds=31)  # past the grace window
         replay = await client.post(
             "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
         )
@@ -321,18 +324,113 @@ class TestRefresh:
         assert claims["tid"] == str(tenant.id) and claims["role"] == "viewer"
 
 
+async def _age_rotation(db: Database, access_token: str, *, seconds: float) -> None:
+    """Move the session's last rotation `seconds` into the past."""
+    from tenantry.models import AuthSession
+
+    sid = uuid.UUID(jwt.decode(access_token, options={"verify_signature": False})["sid"])
+    async with db.session_scope() as session:
+        await session.execute(
+            sa.update(AuthSession)
+            .where(col(AuthSession.id) == sid)
+            .values(rotated_at=sa.func.now() - sa.text(f"interval '{seconds} seconds'"))
+        )
+
+
+class TestRefreshGrace:
+    async def test_just_rotated_token_gets_the_same_pair(self, client: httpx.AsyncClient) -> None:
+        account = await sign_up(client)
+        first = await tokens_for(client, account["username"])
+        body = {"refresh_token": first["refresh_token"]}
+        second = await client.post("/api/v1/auth/refresh", json=body)
+        again = await client.post("/api/v1/auth/refresh", json=body)
+        assert second.status_code == again.status_code == 200
+        assert again.json() == second.json()
+        assert again.headers["cache-control"] == "no-store"
+        # The session lives on: its newest refresh token still rotates.
+        third = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]}
+        )
+        assert third.status_code == 200
+        assert await _me_status(client, third.json()["access_token"]) == 200
+
+    async def test_only_the_token_rotated_last(self, client: httpx.AsyncClient) -> None:
+        account = await sign_up(client)
+        first = await tokens_for(client, account["username"])
+        second = (
+            await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+        ).json()
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+        # Two rotations ago: a replay, within 30 s or not.
+        replay = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert replay.status_code == 401
+        assert await _me_status(client, second["access_token"]) == 401
+
+    async def test_after_the_window_reuse_revokes(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        account = await sign_up(client)
+        first = await tokens_for(client, account["username"])
+        second = (
+            await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+        ).json()
+        await _age_rotation(db, second["access_token"], seconds=29)
+        inside = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert inside.status_code == 200
+        await _age_rotation(db, second["access_token"], seconds=31)
+        late = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert late.status_code == 401
+        assert await _me_status(client, second["access_token"]) == 401
+
+    async def test_after_logout_no_grace(self, client: httpx.AsyncClient) -> None:
+        account = await sign_up(client)
+        first = await tokens_for(client, account["username"])
+        second = (
+            await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+        ).json()
+        await client.post("/api/v1/auth/logout", headers=bearer(second["access_token"]))
+        again = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
+        assert again.status_code == 401
+
+
 @pytest.mark.committed
 class TestConcurrentRefresh:
-    async def test_exactly_one_succeeds(self, client: httpx.AsyncClient) -> None:
+    async def test_ten_parallel_refreshes_share_one_new_pair(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """Ten tabs refresh with the same token at once: all get the same new pair and
+        the session survives (was: 1 × 200, 9 × 401 and the session revoked)."""
         account = await sign_up(client)
         pair = await tokens_for(client, account["username"])
         responses = await asyncio.gather(
             *(
                 client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
-                for _ in range(2)
+                for _ in range(10)
             )
         )
-        assert sorted(r.status_code for r in responses) == [200, 401]
+        assert [r.status_code for r in responses] == [200] * 10
+        assert len({r.json()["refresh_token"] for r in responses}) == 1
+        assert len({r.json()["access_token"] for r in responses}) == 1
+        new = responses[0].json()
+        assert await _me_status(client, new["access_token"]) == 200
+        rotated = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": new["refresh_token"]}
+        )
+        assert rotated.status_code == 200
 
 
 class TestLogout:

@@ -19,6 +19,7 @@ from tenantry.errors import NotFound
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import ApiKey
 from tenantry.models.base import utcnow
+from tenantry.webhooks import events as webhook_events
 
 
 class ApiKeyNotFound(NotFound):
@@ -54,7 +55,10 @@ class ApiKeyService:
             target_id=api_key.id,
             data={"name": api_key.name, "prefix": api_key.prefix, "scopes": api_key.scopes},
         )
-        return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=key)
+        read = ApiKeyRead.model_validate(api_key)
+        # The key itself is never in an event: only the answer to its creator shows it.
+        await webhook_events.emit(session, api_key.tenant_id, "api_key.created", read)
+        return ApiKeyCreated(**read.model_dump(), key=key)
 
     async def list(
         self, session: AsyncSession, principal: Principal, params: PageParams
@@ -78,6 +82,9 @@ class ApiKeyService:
             target_type="api_key",
             target_id=api_key.id,
             data={"name": api_key.name, "prefix": api_key.prefix},
+        )
+        await webhook_events.emit(
+            session, api_key.tenant_id, "api_key.revoked", ApiKeyRead.model_validate(api_key)
         )
 
 

@@ -60,9 +60,12 @@ def decode_email_token(
     settings: Settings, token: str, *, expected_type: tokens.TokenType
 ) -> EmailTokenClaims:
     payload = tokens.decode(settings, token, expected_type=expected_type)
+    sub, fp = payload.get("sub"), payload.get("fp")
+    if not isinstance(sub, str) or not isinstance(fp, str):
+        raise tokens.InvalidToken("malformed claims")  # the right key, the wrong types
     try:
-        return EmailTokenClaims(user_id=uuid.UUID(payload["sub"]), fingerprint=str(payload["fp"]))
-    except (KeyError, ValueError, TypeError) as exc:
+        return EmailTokenClaims(user_id=uuid.UUID(sub), fingerprint=fp)
+    except (ValueError, TypeError) as exc:
         raise tokens.InvalidToken("malformed claims") from exc
 
 

@@ -130,17 +130,30 @@ def _verified_access_claims(
     token: str, secret: str, algorithm: str, audience: str, issuer: str
 ) -> AccessClaims:
     payload = _decode(token, secret, algorithm, audience, issuer, "access")
+    # A token signed with our key is still input: a claim of the wrong JSON type
+    # (`tid: 5`, `sid: [...]`) is a malformed token (401), never an AttributeError.
+    sub, tid, sid = payload.get("sub"), payload.get("tid"), payload.get("sid")
+    role, jti, exp = payload.get("role"), payload.get("jti"), payload.get("exp")
+    if not (
+        isinstance(sub, str)
+        and isinstance(sid, str)
+        and (tid is None or isinstance(tid, str))
+        and (role is None or isinstance(role, str))
+        and isinstance(jti, str)
+        and isinstance(exp, int | float)
+        and not isinstance(exp, bool)
+    ):
+        raise InvalidToken("malformed claims")
     try:
-        tid = payload.get("tid")
         return AccessClaims(
-            user_id=uuid.UUID(payload["sub"]),
+            user_id=uuid.UUID(sub),
             tenant_id=uuid.UUID(tid) if tid else None,
-            role=payload.get("role"),
-            session_id=uuid.UUID(payload["sid"]),
-            jti=str(payload["jti"]),
-            expires_at=int(payload["exp"]),
+            role=role,
+            session_id=uuid.UUID(sid),
+            jti=jti,
+            expires_at=int(exp),
         )
-    except (KeyError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidToken("malformed claims") from exc
 
 

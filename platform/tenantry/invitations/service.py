@@ -31,6 +31,7 @@ from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.tenants.schemas import TenantRead, TenantWithRole
 from tenantry.tenants.service import tenant as tenant_service
+from tenantry.webhooks import events as webhook_events
 
 INVITATION_TTL = timedelta(days=7)
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
@@ -123,7 +124,9 @@ class InvitationService:
             target_id=invitation.id,
             data={"email": email, "role": data.role.value},
         )
-        return _read(invitation)
+        created = _read(invitation)
+        await webhook_events.emit(session, tenant_id, "invitation.created", created)
+        return created
 
     async def list(
         self,
@@ -205,6 +208,13 @@ class InvitationService:
             target_type="invitation",
             target_id=invitation.id,
             data={"email": invitation.email, "role": role.value},
+        )
+        await webhook_events.emit(session, tenant_id, "invitation.accepted", _read(invitation))
+        await webhook_events.emit(
+            session,
+            tenant_id,
+            "member.added",
+            await member_service.read(session, tenant_id, user_id),
         )
         return TenantWithRole(**TenantRead.model_validate(tenant).model_dump(), role=role)
 

@@ -14,6 +14,7 @@ from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.models import Membership, Role
+from tenantry.webhooks import events as webhook_events
 
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
 
@@ -68,7 +69,9 @@ class MemberService:
             target_id=user_id,
             data={"from": previous.value, "to": data.role.value},
         )
-        return await self._read(repository, user_id)
+        updated = await self._read(repository, user_id)
+        await webhook_events.emit(session, repository.tenant_id, "member.updated", updated)
+        return updated
 
     async def remove(self, session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> None:
         leaving = user_id == user_id_of(principal)
@@ -91,6 +94,10 @@ class MemberService:
             target_type="user",
             target_id=user_id,
             data={"role": role.value},
+        )
+        # A member is known by its user's id; leaving or being removed, it is removed.
+        await webhook_events.emit(
+            session, repository.tenant_id, "member.removed", {"id": str(user_id)}
         )
 
     async def _locked(self, repository: MembershipRepository, user_id: uuid.UUID) -> Membership:
@@ -117,6 +124,12 @@ class MemberService:
         self, session: AsyncSession, tenant_id: uuid.UUID, email: str
     ) -> bool:
         return await MembershipRepository(session, tenant_id).member_with_email(email)
+
+    async def read(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID
+    ) -> MemberRead:
+        """A member as the API shows it (for events about a membership just made)."""
+        return await self._read(MembershipRepository(session, tenant_id), user_id)
 
     def add(
         self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role

@@ -4,6 +4,7 @@ from tenantry.models.api_key import ApiKey
 from tenantry.models.audit import AuditEvent
 from tenantry.models.auth_session import AuthSession
 from tenantry.models.base import GLOBAL_TABLES, IDModel, TenantScoped, Timestamped, metadata
+from tenantry.models.comment import Comment
 from tenantry.models.invitation import Invitation, InvitationStatus
 from tenantry.models.membership import Membership, Role
 from tenantry.models.outbox import EmailOutbox, OutboxStatus
@@ -19,6 +20,14 @@ from tenantry.models.report import (
 from tenantry.models.task import Task, TaskStatus
 from tenantry.models.tenant import Plan, Tenant, TenantStatus
 from tenantry.models.user import User
+from tenantry.models.webhook import (
+    DeliveryStatus,
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "GLOBAL_TABLES",
@@ -26,7 +35,10 @@ __all__ = [
     "ApiUsageDaily",
     "AuditEvent",
     "AuthSession",
+    "Comment",
+    "DeliveryStatus",
     "EmailOutbox",
+    "EndpointStatus",
     "IDModel",
     "Invitation",
     "InvitationStatus",
@@ -47,5 +59,9 @@ __all__ = [
     "TenantStatus",
     "Timestamped",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "metadata",
 ]

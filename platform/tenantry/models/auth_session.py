@@ -23,6 +23,12 @@ class AuthSession(IDModel, Timestamped, table=True):
         default=None, foreign_key="tenants.id", ondelete="SET NULL"
     )
     refresh_token_hash: str = Field(max_length=64, index=True)
+    # The token the last refresh rotated out, when, and the pair it was answered with
+    # (encrypted under a key derived from that token): presented again within the grace
+    # window it gets the same pair (sessions/service.py).
+    previous_refresh_token_hash: str | None = Field(default=None, max_length=64)
+    rotated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    grace_pair: str | None = Field(default=None, sa_type=sa.Text)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(
         default=None,

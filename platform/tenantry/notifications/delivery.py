@@ -95,11 +95,16 @@ _CLAIM = sa.text(
     RETURNING id, to_email, subject, text_body, html_body, attempts
     """
 )
+# Bodies carry one-time tokens (invitation, reset, verification links), which at rest
+# live only as hashes: once a row is sent or dead its body goes. What an operator needs
+# to follow a delivery stays: recipient, subject, kind (the template), status,
+# attempts, last error and times.
+SCRUBBED = "(body removed once sent or dead: it held a one-time token)"
 _SENT = sa.text(
     """
     UPDATE email_outbox
        SET status = 'sent', sent_at = clock_timestamp(), last_error = NULL,
-           updated_at = clock_timestamp()
+           text_body = :scrubbed, html_body = NULL, updated_at = clock_timestamp()
      WHERE id = :id AND status = 'pending'
     """
 )
@@ -115,7 +120,8 @@ _RETRY = sa.text(
 _DEAD = sa.text(
     """
     UPDATE email_outbox
-       SET status = 'dead', last_error = :error, updated_at = clock_timestamp()
+       SET status = 'dead', last_error = :error, text_body = :scrubbed, html_body = NULL,
+           updated_at = clock_timestamp()
      WHERE id = :id AND status = 'pending' AND attempts = :attempts
     """
 )
@@ -174,7 +180,7 @@ class EmailDelivery:
         except Exception as exc:
             return await self._failed(db, settings, claimed, exc)
         async with db.session_scope() as session:
-            await session.execute(_SENT, {"id": claimed.id})
+            await session.execute(_SENT, {"id": claimed.id, "scrubbed": SCRUBBED})
         EMAILS.labels(outcome=Outcome.SENT.value).inc()
         return DeliveryResult(Outcome.SENT, claimed.attempts)
 
@@ -245,7 +251,7 @@ class EmailDelivery:
         params = {"id": claimed.id, "attempts": claimed.attempts, "error": error}
         if _is_permanent(exc) or claimed.attempts >= settings.email_max_attempts:
             async with db.session_scope() as session:
-                await session.execute(_DEAD, params)
+                await session.execute(_DEAD, {**params, "scrubbed": SCRUBBED})
             EMAILS.labels(outcome=Outcome.DEAD.value).inc()
             logger.error(
                 "email %s is dead after %d attempt(s): %s", claimed.id, claimed.attempts, error

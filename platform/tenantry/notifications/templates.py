@@ -14,6 +14,7 @@ class EmailKind(StrEnum):
     INVITATION = "invitation"
     PASSWORD_RESET = "password_reset"  # noqa: S105  (a kind of email, not a secret)
     REPORT_READY = "report_ready"
+    WEBHOOK_DISABLED = "webhook_disabled"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ _SUBJECTS = {
     EmailKind.INVITATION: "You are invited to join ${tenant_name}",
     EmailKind.PASSWORD_RESET: "Reset your Tenantry password",
     EmailKind.REPORT_READY: "Your report is ready",
+    EmailKind.WEBHOOK_DISABLED: "A webhook endpoint of ${tenant_name} was disabled",
 }
 
 _TEXT = {
@@ -46,6 +48,11 @@ _TEXT = {
         "${token}\n\nIt expires in ${minutes} minutes. If it was not you, ignore this email.\n"
     ),
     EmailKind.REPORT_READY: ("Hello ${name},\n\nYour ${report_kind} report is ready:\n${link}\n"),
+    EmailKind.WEBHOOK_DISABLED: (
+        "Hello,\n\nThe webhook endpoint ${url} of ${tenant_name} was disabled and receives"
+        " no events until it is enabled again.\n\nWhy: ${reason}.\n\nReview it here (enable"
+        ' it with PATCH {"status": "enabled"}; nothing missed is replayed):\n${link}\n'
+    ),
 }
 
 

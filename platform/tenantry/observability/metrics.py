@@ -98,6 +98,32 @@ JOBS_IN_PROGRESS = Gauge(
     "tenantry_jobs_in_progress", "Jobs running in this worker", multiprocess_mode="livesum"
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "tenantry_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (succeeded, retried, failed for good)",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_DURATION = Histogram(
+    "tenantry_webhook_attempt_duration_seconds",
+    "Time from connecting to the receiver's answer (or the error), per attempt",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_PENDING = Gauge(
+    "tenantry_webhook_pending_deliveries",
+    "Webhook deliveries not yet succeeded or failed (all tenants), from the last relay run",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_PENDING_AGE = Gauge(
+    "tenantry_webhook_oldest_pending_age_seconds",
+    "Age of the oldest pending webhook delivery, from the last relay run",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "tenantry_webhook_endpoints_disabled_total",
+    "Webhook endpoints disabled by the system, by reason (gone: a 410; failures: in a row)",
+    ["reason"],
+)
+
 # --- HTTP (recorded by the instrumentator middleware, see observability.http) -----------
 
 HTTP_REQUESTS = Counter(
@@ -174,6 +200,8 @@ RATE_LIMIT_RULE_TENANT = "tenant"
 CACHES = ("project", "projects", "task", "tasks")
 CACHE_RESULTS = ("hit", "miss", "bypass")
 DEPENDENCIES = ("postgres", "redis")
+WEBHOOK_OUTCOMES = ("succeeded", "retried", "failed")
+WEBHOOK_DISABLE_REASONS = ("gone", "failures")
 
 
 def init_known_series(job_functions: Iterable[str] = ()) -> None:
@@ -191,6 +219,10 @@ def init_known_series(job_functions: Iterable[str] = ()) -> None:
             CACHE_REQUESTS.labels(cache, result)
     for dependency in DEPENDENCIES:
         DEPENDENCY_UP.labels(dependency)
+    for outcome in WEBHOOK_OUTCOMES:
+        WEBHOOK_DELIVERIES.labels(outcome)
+    for reason in WEBHOOK_DISABLE_REASONS:
+        WEBHOOK_ENDPOINTS_DISABLED.labels(reason)
     for function in job_functions:
         JOB_DURATION.labels(function)
         JOB_RETRIES.labels(function)
@@ -230,6 +262,11 @@ WORKER_FAMILIES = (
     "tenantry_job_retries",
     "tenantry_jobs_in_progress",
     "tenantry_emails",
+    "tenantry_webhook_deliveries",
+    "tenantry_webhook_attempt_duration_seconds",
+    "tenantry_webhook_pending_deliveries",
+    "tenantry_webhook_oldest_pending_age_seconds",
+    "tenantry_webhook_endpoints_disabled",
 )
 _API: Component = "api"
 _WORKER: Component = "worker"

@@ -13,6 +13,7 @@ from tenantry.kit.responses import serialise
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
+from tenantry.webhooks import events as webhook_events
 
 
 class ProjectNotFound(NotFound):
@@ -51,6 +52,9 @@ class ProjectService:
             target_type="project",
             target_id=project.id,
             data={"name": project.name},
+        )
+        await webhook_events.emit(
+            session, project.tenant_id, "project.created", ProjectRead.model_validate(project)
         )
         return project
 
@@ -92,6 +96,9 @@ class ProjectService:
                 target_id=project.id,
                 data={"fields": sorted(changes)},
             )
+            await webhook_events.emit(
+                session, project.tenant_id, "project.updated", ProjectRead.model_validate(project)
+            )
         return project
 
     async def delete(
@@ -113,6 +120,7 @@ class ProjectService:
             target_id=id,
             data={"name": project.name},
         )
+        await webhook_events.emit(session, repo.tenant_id, "project.deleted", {"id": str(id)})
 
 
 project = ProjectService()

@@ -22,9 +22,10 @@ from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.reports import builders
 from tenantry.reports.repository import ReportRepository, stale_reports
-from tenantry.reports.schemas import ReportCreate, parse_params
+from tenantry.reports.schemas import ReportCreate, ReportRead, parse_params
 from tenantry.reports.storage import storage
 from tenantry.users.service import user as user_service
+from tenantry.webhooks import events as webhook_events
 
 CONTENT_TYPES = {ReportFormat.CSV: "text/csv; charset=utf-8", ReportFormat.JSON: "application/json"}
 
@@ -142,6 +143,10 @@ class ReportService:
         report.finished_at = datetime.now(UTC)
         report.size_bytes = size
         report.row_count = counter.rows
+        await session.flush()
+        await webhook_events.emit(
+            session, tenant_id, "report.succeeded", ReportRead.model_validate(report)
+        )
         requester = None
         if report.requested_by is not None:
             requester = await user_service.account(session, report.requested_by)
@@ -163,9 +168,15 @@ class ReportService:
         )
 
     async def fail(self, session: AsyncSession, tenant_id: uuid.UUID, id: uuid.UUID) -> None:
-        await ReportRepository(session, tenant_id).set_status(
+        repository = ReportRepository(session, tenant_id)
+        await repository.set_status(
             id, ReportStatus.FAILED, error=_SAFE_ERROR, finished_at=datetime.now(UTC)
         )
+        report = await repository.get_for_update(id)
+        if report is not None:
+            await webhook_events.emit(
+                session, tenant_id, "report.failed", ReportRead.model_validate(report)
+            )
 
     async def relay(self, session: AsyncSession, settings: Settings) -> int:
         """Enqueue again every report whose job was lost (after this commit)."""

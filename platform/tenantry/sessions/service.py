@@ -4,15 +4,22 @@ A session is one row in `auth_sessions`: the `sid` of its access tokens and the 
 its one current refresh token. Access tokens live 15 minutes but are checked against
 the row on every request (see auth/dependencies.py), so revoking the row ends them at
 once. Refresh tokens rotate on every use; presenting one that was already rotated means
-two parties hold the session's tokens, so the whole session is revoked.
+two parties hold the session's tokens, so the whole session is revoked, except for
+the token just rotated out within REFRESH_GRACE_SECONDS (30 s), which is answered
+with the same new pair (parallel refreshes from several tabs, see `_grace_pair`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.auth import account_tokens, tokens
@@ -110,6 +117,9 @@ class AuthService:
             raise Unauthorized("Invalid refresh token")
         presented = tokens.hash_secret(settings, token)
         if not hmac.compare_digest(row.refresh_token_hash, presented):
+            replayed = _grace_pair(settings, row, token, presented, now)
+            if replayed is not None:
+                return replayed
             row.revoked_at = now
             logger.warning("refresh token reuse; session %s revoked", row.id)
             raise Unauthorized(
@@ -127,6 +137,9 @@ class AuthService:
             )
             membership = found[0] if found else None
         pair = self._issue(settings, row, membership)
+        row.previous_refresh_token_hash = presented
+        row.rotated_at = now
+        row.grace_pair = _seal(settings, token, pair.model_dump_json().encode())
         await session.flush()
         return pair
 
@@ -221,6 +234,8 @@ class AuthService:
         """A new access token and a rotated refresh token (the row keeps only its hash)."""
         refresh_token = account_tokens.new_refresh_token(row.id)
         row.refresh_token_hash = tokens.hash_secret(settings, refresh_token)
+        # Only a refresh opens a grace window (it sets these again right after).
+        row.previous_refresh_token_hash = row.rotated_at = row.grace_pair = None
         row.expires_at = datetime.now(UTC) + timedelta(days=settings.refresh_token_ttl_days)
         row.bound_tenant_id = membership.tenant_id if membership else None
         role: Role | None = membership.role if membership else None
@@ -236,6 +251,45 @@ class AuthService:
             expires_in=settings.access_token_ttl_seconds,
             refresh_token=refresh_token,
         )
+
+
+def _grace_key(settings: Settings, token: str) -> AESGCM:
+    secret = settings.secret_key.get_secret_value().encode()
+    material = hmac.new(secret, b"refresh-grace:" + token.encode(), hashlib.sha256)
+    return AESGCM(material.digest())
+
+
+def _seal(settings: Settings, token: str, data: bytes) -> str:
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + _grace_key(settings, token).encrypt(nonce, data, None)).decode()
+
+
+def _grace_pair(
+    settings: Settings, row: AuthSession, token: str, presented: str, now: datetime
+) -> TokenPair | None:
+    """The pair the last refresh answered, if `token` is the one it rotated out and
+    the grace window is still open; else None (a replay: the caller revokes).
+
+    Several tabs of one browser refresh with the same token at once; the row lock
+    serialises them, and without this every one but the first would look like a
+    replay and end the session. Within REFRESH_GRACE_SECONDS they all get the same
+    new pair. The pair is stored encrypted under a key derived from the rotated-out
+    token, which itself lives only as a hash: the row alone reveals no credential.
+    """
+    if (
+        row.previous_refresh_token_hash is None
+        or row.rotated_at is None
+        or row.grace_pair is None
+        or not hmac.compare_digest(row.previous_refresh_token_hash, presented)
+        or now - row.rotated_at > timedelta(seconds=settings.refresh_grace_seconds)
+    ):
+        return None
+    raw = base64.b64decode(row.grace_pair)
+    try:
+        data = _grace_key(settings, token).decrypt(raw[:12], raw[12:], None)
+    except InvalidTag:
+        return None
+    return TokenPair.model_validate_json(data)
 
 
 auth = AuthService()

@@ -27,6 +27,7 @@ from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
 from tenantry.tasks.repository import TaskRepository
 from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
+from tenantry.webhooks import events as webhook_events
 
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = (
@@ -99,6 +100,9 @@ class TaskService:
             target_id=task.id,
             data={"project_id": str(project_id), "title": task.title},
         )
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.created", TaskRead.model_validate(task)
+        )
         return task
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
@@ -106,6 +110,9 @@ class TaskService:
         if row is None:
             raise TaskNotFound()
         return TaskRead.model_validate(dict(row))
+
+    async def exists(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> bool:
+        return await self._repo(session, principal).get_row(id) is not None
 
     async def list(
         self,
@@ -151,6 +158,9 @@ class TaskService:
                 target_id=task.id,
                 data={"fields": sorted(changes)},
             )
+            await webhook_events.emit(
+                session, repo.tenant_id, "task.updated", TaskRead.model_validate(task)
+            )
         return task
 
     async def delete(
@@ -172,6 +182,7 @@ class TaskService:
             target_id=id,
             data={"project_id": str(task.project_id), "title": task.title},
         )
+        await webhook_events.emit(session, repo.tenant_id, "task.deleted", {"id": str(id)})
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:
         """The tenant's tasks as CSV, streamed from a server-side cursor.

@@ -26,6 +26,7 @@ from tenantry.tenants.schemas import (
     TenantUpdate,
     TenantWithRole,
 )
+from tenantry.webhooks import events as webhook_events
 
 logger = logging.getLogger("tenantry.tenants")
 
@@ -124,6 +125,9 @@ class TenantService:
                 target_type="tenant",
                 target_id=tenant.id,
                 data={"changes": changed},
+            )
+            await webhook_events.emit(
+                session, tenant.id, "tenant.updated", TenantRead.model_validate(tenant)
             )
         return tenant
 

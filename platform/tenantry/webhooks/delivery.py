@@ -1,0 +1,519 @@
+"""Delivering webhooks: claim under a per-endpoint lease, POST, record — separate steps.
+
+1. **Claim** (one short transaction). The endpoint's row is locked first (`FOR NO KEY
+   UPDATE`, which new deliveries' foreign-key checks do not wait for), so claims for
+   one endpoint take turns; the next statement, with a fresh snapshot, counts that
+   endpoint's live leases and, below WEBHOOK_CONCURRENCY_PER_ENDPOINT, takes its oldest
+   due delivery (`SKIP LOCKED`), counts the attempt and leases it for the timeout plus
+   a margin. The cap therefore holds across every worker process, whatever Redis does.
+2. **Send** with no transaction and no pooled connection held: resolve the host, check
+   every address (SSRF), connect to a checked one, sign with the Standard Webhooks
+   library, read at most 1 KiB of the answer; all of it bounded by
+   WEBHOOK_TIMEOUT_SECONDS.
+3. **Record** (another short transaction), fenced by the attempt count so only the
+   claim's holder records: the attempt row, then succeeded, a retry time from
+   WEBHOOK_RETRY_SCHEDULE, or failed; a 410, or WEBHOOK_DISABLE_AFTER deliveries in a
+   row failed for good, disable the endpoint and email its tenant's owners and admins.
+
+At least once: a worker killed during step 2 leaves the delivery pending under a lease
+that runs out; the relay (or ARQ's own retry of the job) then sends it again with the
+same `webhook-id`. That is the one duplicate: the receiver answered 2xx but the worker
+died (or lost the database) before step 3 committed. Receivers deduplicate on
+`webhook-id`.
+
+Isolation: an endpoint that hangs holds at most its own cap of leases, each for one
+timeout; its other deliveries wait in PostgreSQL, not in worker slots, and a job woken
+for it that finds the cap reached returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import httpx
+import sqlalchemy as sa
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenantry.config import Settings
+from tenantry.db import Database
+from tenantry.jobs import send_jobs, take_jobs
+from tenantry.kit.http import api_path, public_link
+from tenantry.models import AuditEvent, Role, Tenant
+from tenantry.notifications.outbox import queue_email
+from tenantry.notifications.templates import EmailKind
+from tenantry.observability.metrics import (
+    WEBHOOK_ATTEMPT_DURATION,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_ENDPOINTS_DISABLED,
+)
+from tenantry.webhooks import addresses
+from tenantry.webhooks.secrets import SealedSecretError, Sealer, signature_header
+
+logger = logging.getLogger("tenantry.webhooks")
+
+RESPONSE_BODY_LIMIT = 1024
+# A claim's lease outlasts the whole send (bounded by the timeout) and its record.
+LEASE_MARGIN_SECONDS = 15.0
+USER_AGENT = "Tenantry-Webhooks/1"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRIED = "retried"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    tenant_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    delivery_id: uuid.UUID
+    attempt: int
+    max_attempts: int
+    url: str
+    body: str
+    secret_sealed: str
+    previous_secret_sealed: str | None
+    more_due: bool
+
+
+@dataclass(frozen=True)
+class Response:
+    status_code: int | None
+    body: str | None
+    error: str | None
+    duration_ms: int
+    # Refused by the address check: retrying cannot help.
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery_id: uuid.UUID
+    outcome: Outcome
+    attempt: int
+    retry_in: float | None
+    more_due: bool
+    disabled: bool
+
+
+_LOCK_ENDPOINT = sa.text(
+    """
+    SELECT url, secret_sealed,
+           CASE WHEN previous_secret_expires_at > clock_timestamp()
+                THEN previous_secret_sealed END AS previous_secret_sealed
+      FROM webhook_endpoints
+     WHERE tenant_id = :tenant AND id = :endpoint AND status = 'enabled'
+       FOR NO KEY UPDATE
+    """
+)
+_CLAIM = sa.text(
+    """
+    WITH busy AS (
+        SELECT count(*) AS n FROM webhook_deliveries
+         WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
+           AND lease_until > clock_timestamp()
+    ), due AS (
+        SELECT id, next_attempt_at FROM webhook_deliveries
+         WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
+           AND next_attempt_at <= clock_timestamp()
+           AND (lease_until IS NULL OR lease_until <= clock_timestamp())
+           AND (SELECT n FROM busy) < :cap
+         ORDER BY next_attempt_at, id
+         LIMIT 2
+           FOR UPDATE SKIP LOCKED
+    ), picked AS (
+        UPDATE webhook_deliveries d
+           SET attempt_count = d.attempt_count + 1,
+               lease_until = clock_timestamp() + make_interval(secs => :lease),
+               updated_at = clock_timestamp()
+         WHERE d.tenant_id = :tenant
+           AND d.id = (SELECT id FROM due ORDER BY next_attempt_at, id LIMIT 1)
+        RETURNING d.id, d.event_id, d.attempt_count, d.max_attempts
+    )
+    SELECT picked.id, picked.attempt_count, picked.max_attempts, e.body,
+           (SELECT count(*) FROM due) > 1 AS more_due
+      FROM picked
+      JOIN webhook_events e ON e.tenant_id = :tenant AND e.id = picked.event_id
+    """
+)
+_ATTEMPT = sa.text(
+    """
+    INSERT INTO webhook_attempts
+        (tenant_id, id, delivery_id, at, status_code, duration_ms, error, response_body)
+    VALUES (:tenant, :id, :delivery, :at, :status_code, :duration_ms, :error, :response_body)
+    """
+)
+# Each update is fenced by the attempt this worker claimed: a stale worker records nothing.
+_SUCCEEDED = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET status = 'succeeded', delivered_at = clock_timestamp(), lease_until = NULL,
+           last_status_code = :status_code, last_error = NULL, updated_at = clock_timestamp()
+     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
+    RETURNING endpoint_id
+    """
+)
+_RETRY = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET next_attempt_at = clock_timestamp() + make_interval(secs => :delay),
+           lease_until = NULL, last_status_code = :status_code, last_error = :error,
+           updated_at = clock_timestamp()
+     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
+    RETURNING endpoint_id
+    """
+)
+_FAILED = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET status = 'failed', lease_until = NULL, last_status_code = :status_code,
+           last_error = :error, updated_at = clock_timestamp()
+     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
+    RETURNING endpoint_id
+    """
+)
+_RESET_FAILURES = sa.text(
+    """
+    UPDATE webhook_endpoints SET consecutive_failures = 0
+     WHERE tenant_id = :tenant AND id = :endpoint AND consecutive_failures <> 0
+    """
+)
+_COUNT_FAILURE = sa.text(
+    """
+    UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1
+     WHERE tenant_id = :tenant AND id = :endpoint
+    RETURNING consecutive_failures, status
+    """
+)
+_DISABLE = sa.text(
+    """
+    UPDATE webhook_endpoints
+       SET status = 'disabled', disabled_reason = :reason, updated_at = clock_timestamp()
+     WHERE tenant_id = :tenant AND id = :endpoint AND status = 'enabled'
+    RETURNING url
+    """
+)
+CANCEL_PENDING = sa.text(
+    """
+    UPDATE webhook_deliveries
+       SET status = 'failed', lease_until = NULL, last_error = 'Endpoint disabled',
+           updated_at = clock_timestamp()
+     WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
+    """
+)
+_ADMINS = sa.text(
+    """
+    SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+     WHERE m.tenant_id = :tenant AND m.role IN (:owner, :admin) AND u.is_active
+    """
+)
+
+
+def retry_delay(settings: Settings, attempt: int) -> float:
+    """The wait after failed attempt number `attempt` (1-based)."""
+    schedule = settings.webhook_retry_schedule
+    return schedule[min(attempt, len(schedule)) - 1] if schedule else 0.0
+
+
+def attempts_allowed(settings: Settings, max_attempts: int) -> int:
+    return max_attempts or len(settings.webhook_retry_schedule) + 1
+
+
+_client: httpx.AsyncClient | None = None
+
+
+def client() -> httpx.AsyncClient:
+    """One client per process. No redirects, no proxy from the environment, and no
+    keep-alive: connections go to a pinned address with the name only in Host and SNI,
+    and a kept connection could otherwise be reused for another name on that address."""
+    global _client
+    if _client is None:
+        _client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+    return _client
+
+
+async def close_client() -> None:
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+def _error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+class WebhookDelivery:
+    async def attempt_next(
+        self,
+        db: Database,
+        settings: Settings,
+        tenant_id: uuid.UUID,
+        endpoint_id: uuid.UUID,
+        redis: ArqRedis | None = None,
+    ) -> AttemptResult | None:
+        """Claim, send and record this endpoint's next due delivery; None when there is
+        none, the endpoint is disabled or gone, or its concurrency cap is reached."""
+        claimed = await self.claim(db, settings, tenant_id, endpoint_id)
+        if claimed is None:
+            return None
+        response = await self.send(settings, claimed)
+        return await self.record(db, settings, claimed, response, redis)
+
+    async def claim(
+        self, db: Database, settings: Settings, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+    ) -> Claimed | None:
+        params = {"tenant": tenant_id, "endpoint": endpoint_id}
+        async with db.session_scope(tenant_id) as session:
+            endpoint = (await session.execute(_LOCK_ENDPOINT, params)).first()
+            if endpoint is None:
+                return None
+            row = (
+                await session.execute(
+                    _CLAIM,
+                    {
+                        **params,
+                        "cap": settings.webhook_concurrency_per_endpoint,
+                        "lease": settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS,
+                    },
+                )
+            ).first()
+        if row is None:
+            return None
+        return Claimed(
+            tenant_id=tenant_id,
+            endpoint_id=endpoint_id,
+            delivery_id=row.id,
+            attempt=row.attempt_count,
+            max_attempts=row.max_attempts,
+            url=endpoint.url,
+            body=row.body,
+            secret_sealed=endpoint.secret_sealed,
+            previous_secret_sealed=endpoint.previous_secret_sealed,
+            more_due=bool(row.more_due),
+        )
+
+    async def send(self, settings: Settings, claimed: Claimed) -> Response:
+        started = time.perf_counter()
+
+        def took() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        try:
+            sealer = Sealer(settings)
+            secrets = [sealer.open(claimed.endpoint_id, claimed.secret_sealed)]
+            if claimed.previous_secret_sealed:
+                secrets.append(sealer.open(claimed.endpoint_id, claimed.previous_secret_sealed))
+        except SealedSecretError as exc:
+            logger.error("webhook %s: %s", claimed.delivery_id, exc)
+            return Response(None, None, "The endpoint's secret cannot be read; rotate it", took())
+        try:
+            async with asyncio.timeout(settings.webhook_timeout_seconds):
+                target = await addresses.resolve_target(settings, claimed.url)
+                return await self._post(settings, claimed, target, secrets, took)
+        except addresses.AddressRefused as exc:
+            return Response(None, None, str(exc)[:500], took(), refused=True)
+        except TimeoutError:
+            return Response(
+                None, None, f"Timed out after {settings.webhook_timeout_seconds:g} s", took()
+            )
+        except (httpx.HTTPError, OSError) as exc:
+            return Response(None, None, _error(exc), took())
+
+    async def _post(
+        self,
+        settings: Settings,
+        claimed: Claimed,
+        target: addresses.Target,
+        secrets: list[str],
+        took: Callable[[], int],
+    ) -> Response:
+        now = datetime.now(UTC)
+        msg_id = str(claimed.delivery_id)
+        headers = {
+            "host": target.host_header,
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature_header(secrets, msg_id, now, claimed.body),
+        }
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        request = client().build_request(
+            "POST",
+            target.pinned_url(claimed.url),
+            content=claimed.body.encode(),
+            headers=headers,
+            timeout=settings.webhook_timeout_seconds,
+            extensions=extensions,
+        )
+        response = await client().send(request, stream=True)
+        try:
+            kept = bytearray()
+            async for chunk in response.aiter_raw():
+                kept += chunk
+                if len(kept) >= RESPONSE_BODY_LIMIT:
+                    break
+        finally:
+            await response.aclose()
+        body = bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")
+        error = None
+        if not 200 <= response.status_code < 300:
+            error = f"HTTP {response.status_code}"
+            if 300 <= response.status_code < 400:
+                error += " (redirects are not followed)"
+        return Response(response.status_code, body, error, took())
+
+    async def record(
+        self,
+        db: Database,
+        settings: Settings,
+        claimed: Claimed,
+        response: Response,
+        redis: ArqRedis | None = None,
+    ) -> AttemptResult:
+        """Record the attempt; emails it queues (an endpoint disabled) leave after the
+        commit, or with the email relay if `redis` is None or down."""
+        base = {"tenant": claimed.tenant_id, "id": claimed.delivery_id, "attempt": claimed.attempt}
+        fields = {"status_code": response.status_code, "error": response.error}
+        WEBHOOK_ATTEMPT_DURATION.observe(response.duration_ms / 1000)
+        retry_in: float | None = None
+        disabled = False
+        async with db.session_scope(claimed.tenant_id) as session:
+            await session.execute(
+                _ATTEMPT,
+                {
+                    "tenant": claimed.tenant_id,
+                    "id": uuid.uuid4(),
+                    "delivery": claimed.delivery_id,
+                    "at": datetime.now(UTC),
+                    "status_code": response.status_code,
+                    "duration_ms": response.duration_ms,
+                    "error": response.error,
+                    "response_body": response.body,
+                },
+            )
+            endpoint = {"tenant": claimed.tenant_id, "endpoint": claimed.endpoint_id}
+            if response.ok:
+                outcome = Outcome.SUCCEEDED
+                if (await session.execute(_SUCCEEDED, {**base, **fields})).first():
+                    await session.execute(_RESET_FAILURES, endpoint)
+            elif (
+                response.refused
+                or response.status_code == 410
+                or claimed.attempt >= attempts_allowed(settings, claimed.max_attempts)
+            ):
+                outcome = Outcome.FAILED
+                if (await session.execute(_FAILED, {**base, **fields})).first():
+                    disabled = await self._failed_for_good(
+                        session, settings, claimed, gone=response.status_code == 410
+                    )
+            else:
+                outcome = Outcome.RETRIED
+                retry_in = retry_delay(settings, claimed.attempt)
+                await session.execute(_RETRY, {**base, **fields, "delay": retry_in})
+            jobs = take_jobs(session)
+        await send_jobs(redis, jobs)
+        WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
+        if outcome is not Outcome.SUCCEEDED:
+            logger.warning(
+                "webhook %s attempt %d: %s (%s)",
+                claimed.delivery_id,
+                claimed.attempt,
+                response.error,
+                outcome.value,
+            )
+        return AttemptResult(
+            claimed.delivery_id, outcome, claimed.attempt, retry_in, claimed.more_due, disabled
+        )
+
+    async def _failed_for_good(
+        self, session: AsyncSession, settings: Settings, claimed: Claimed, *, gone: bool
+    ) -> bool:
+        """Count a delivery that failed for good; disable the endpoint on a 410 or at
+        WEBHOOK_DISABLE_AFTER in a row. True when this disabled it."""
+        endpoint = {"tenant": claimed.tenant_id, "endpoint": claimed.endpoint_id}
+        row = (await session.execute(_COUNT_FAILURE, endpoint)).first()
+        if row is None:
+            return False
+        if gone:
+            reason = "The endpoint answered 410 Gone"
+        elif row.consecutive_failures >= settings.webhook_disable_after:
+            reason = f"{row.consecutive_failures} deliveries in a row failed"
+        else:
+            return False
+        return await disable(
+            session,
+            settings,
+            claimed.tenant_id,
+            claimed.endpoint_id,
+            reason,
+            cause="gone" if gone else "failures",
+        )
+
+
+async def disable(
+    session: AsyncSession,
+    settings: Settings,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    reason: str,
+    *,
+    cause: str,
+) -> bool:
+    """Disable an enabled endpoint on the system's own authority: its pending deliveries
+    fail, the audit log says so, and the tenant's owners and admins get an email."""
+    params = {"tenant": tenant_id, "endpoint": endpoint_id}
+    disabled = (await session.execute(_DISABLE, {**params, "reason": reason[:200]})).first()
+    if disabled is None:
+        return False
+    await session.execute(CANCEL_PENDING, params)
+    session.add(
+        AuditEvent(
+            tenant_id=tenant_id,
+            action="webhook.disabled",
+            target_type="webhook",
+            target_id=str(endpoint_id),
+            data={"reason": reason, "url": disabled.url},
+        )
+    )
+    tenant = await session.get(Tenant, tenant_id)
+    tenant_name = tenant.name if tenant else "your organisation"
+    recipients = await session.execute(
+        _ADMINS, {"tenant": tenant_id, "owner": Role.OWNER.value, "admin": Role.ADMIN.value}
+    )
+    for (email,) in recipients.all():
+        queue_email(
+            session,
+            EmailKind.WEBHOOK_DISABLED,
+            to=email,
+            tenant_id=tenant_id,
+            tenant_name=tenant_name,
+            url=disabled.url,
+            reason=reason,
+            link=public_link(settings, api_path("webhooks", endpoint_id)),
+        )
+    WEBHOOK_ENDPOINTS_DISABLED.labels(reason=cause).inc()
+    logger.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+    return True
+
+
+webhook_delivery = WebhookDelivery()
