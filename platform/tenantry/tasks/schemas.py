@@ -71,3 +71,10 @@ class TaskListQuery(PageParams):
     assignee_id: uuid.UUID | None = None
     q: str | None = Field(None, max_length=200, description="In title or description")
     sort: TaskSort = TaskSort.CREATED_AT_DESC
+
+
+# A task as the API shows it, field by field: reports and the CSV export use these
+# names and this order, so a field added to TaskRead reaches them all.
+TASK_FIELDS = tuple(TaskRead.model_fields)
+# The export adds the project's name after its id.
+EXPORT_COLUMNS = (*TASK_FIELDS[:2], "project_name", *TASK_FIELDS[2:])
