@@ -11,7 +11,9 @@ import pytest
 
 from tests.fixtures.accounts import bearer, tokens_for
 
-pytestmark = pytest.mark.committed
+# The CLI commits for real; the `db` fixture of committed tests truncates afterwards, so
+# the accounts made here do not leak into later tests of this process.
+pytestmark = [pytest.mark.committed, pytest.mark.usefixtures("db")]
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -141,8 +141,13 @@ def serve(
 def worker(
     check: Annotated[bool, typer.Option(help="Exit 0 if a worker is alive (for probes)")] = False,
 ) -> None:
-    """Run an ARQ worker (or, with --check, probe a running one's health key). With no
+    """Run an ARQ worker (or, with --check, probe the one in this container). With no
     DATABASE_URL set, joins the running `tenantry dev` (its data dir: TENANTRY_DATA_DIR)."""
+    if check:
+        # A probe, run every few seconds: the standard library only, no settings or ARQ.
+        from tenantry.observability.probe import check_worker
+
+        raise typer.Exit(check_worker())
     _borrow_dev_servers(None)
     # One process: the in-memory registry, never files shared with an API in the same box.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -154,12 +159,8 @@ def worker(
     configure_logging(settings, component="worker")
     # Before create_worker is imported: Sentry's ARQ integration patches it.
     init_sentry(settings, component="worker")
-    from arq.worker import check_health
-
     # The CLI is the composition root: it may load the worker; the API never does.
     settings_cls = importlib.import_module("workers.settings").WorkerSettings
-    if check:
-        raise typer.Exit(check_health(settings_cls))
     # Our loop around ARQ's job handling: it rides out a Redis outage (workers/runner.py).
     importlib.import_module("workers.runner").run(settings_cls)
 

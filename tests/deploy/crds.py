@@ -1,9 +1,10 @@
-"""Strict schemas for the Prometheus Operator objects the chart renders.
+"""Strict schemas for the custom resources the chart renders.
 
 kubernetes-validate ships only the core Kubernetes schemas, so ServiceMonitor, PodMonitor
-and PrometheusRule (monitoring.coreos.com/v1) are checked against these: the subset of
-each CRD's fields that this chart sets, with unknown fields rejected, so a misspelt or
-misplaced key fails here instead of being silently pruned by the API server.
+and PrometheusRule (monitoring.coreos.com/v1) and KEDA's ScaledObject (keda.sh/v1alpha1)
+are checked against these: the subset of each CRD's fields that this chart sets, typed
+as in the CRD, with unknown fields rejected, so a misspelt or misplaced key fails here
+instead of being silently pruned by the API server.
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ _ENDPOINT = {
 }
 
 
-def _kind(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _kind(
+    kind: str, spec: dict[str, Any], api_version: str = "monitoring.coreos.com/v1"
+) -> dict[str, Any]:
     return _obj(
         {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "apiVersion": {"const": api_version},
             "kind": {"const": kind},
             "metadata": _METADATA,
             "spec": spec,
@@ -116,7 +119,62 @@ def _kind(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+# keda.sh/v1alpha1 ScaledObject (KEDA 2.x CRD): trigger metadata values are strings.
+_INT = {"type": "integer", "format": "int32"}
+_SCALED_OBJECT_SPEC = _obj(
+    {
+        "scaleTargetRef": _obj(
+            {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "name": {"type": "string", "minLength": 1},
+                "envSourceContainerName": {"type": "string"},
+            },
+            ["name"],
+        ),
+        "pollingInterval": _INT,
+        "cooldownPeriod": _INT,
+        "initialCooldownPeriod": _INT,
+        "idleReplicaCount": _INT,
+        "minReplicaCount": _INT,
+        "maxReplicaCount": _INT,
+        "fallback": _obj(
+            {"failureThreshold": _INT, "replicas": _INT}, ["failureThreshold", "replicas"]
+        ),
+        "advanced": _obj(
+            {
+                "restoreToOriginalReplicaCount": {"type": "boolean"},
+                "horizontalPodAutoscalerConfig": _obj(
+                    {
+                        "name": {"type": "string"},
+                        "behavior": {"type": "object"},
+                    }
+                ),
+            }
+        ),
+        "triggers": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "type": {"type": "string", "minLength": 1},
+                    "name": {"type": "string"},
+                    "metadata": _STRING_MAP,
+                    "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+                    "useCachedMetrics": {"type": "boolean"},
+                    "authenticationRef": _obj(
+                        {"name": {"type": "string"}, "kind": {"type": "string"}}, ["name"]
+                    ),
+                },
+                ["type", "metadata"],
+            ),
+        },
+    },
+    ["scaleTargetRef", "triggers"],
+)
+
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "ScaledObject": _kind("ScaledObject", _SCALED_OBJECT_SPEC, "keda.sh/v1alpha1"),
     "ServiceMonitor": _kind(
         "ServiceMonitor",
         _obj(

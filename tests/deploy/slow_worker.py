@@ -1,6 +1,6 @@
 """`tenantry worker` with one more job that takes a few seconds: what the SIGTERM test
-stops in the middle of. Everything else (signal handling, job_completion_wait, hooks)
-is the real WorkerSettings, with no cron jobs.
+stops in the middle of. Everything else (the runner's loop, signal handling,
+job_completion_wait, hooks) is the real `tenantry worker`, with no cron jobs.
 
     python -m tests.deploy.slow_worker
 """
@@ -12,8 +12,9 @@ from typing import Any
 
 from arq import func
 from arq.typing import WorkerCoroutine
-from arq.worker import Function, create_worker
+from arq.worker import Function
 
+from workers.runner import run
 from workers.settings import WorkerSettings
 
 SLOW_JOB = "test.slow"
@@ -40,4 +41,4 @@ if __name__ == "__main__":
     configure_logging(get_settings(), component="worker")
     # Keyword overrides: ARQ reads a settings class's own __dict__, so a subclass would
     # lose everything it inherits. Only the job under test runs (no cron jobs).
-    create_worker(WorkerSettings, functions=functions(), cron_jobs=[]).run()
+    run(WorkerSettings, functions=functions(), cron_jobs=[])

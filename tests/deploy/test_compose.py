@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,45 @@ class TestServices:
 
     def test_api_healthcheck_asks_readiness(self) -> None:
         assert "/health/ready" in " ".join(SERVICES["api"]["healthcheck"]["test"])
+
+    def test_postgres_is_healthy_only_over_tcp(self) -> None:
+        # The image's first start runs init scripts on a socket-only server: a socket
+        # check passes while the roles and database are still being created.
+        test = SERVICES["postgres"]["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "pg_isready"]
+        assert test[test.index("-h") + 1] == "127.0.0.1"
+
+    def test_migrate_retries_a_bounded_number_of_times(self, tmp_path: Path) -> None:
+        entrypoint = [arg.replace("$$", "$") for arg in SERVICES["migrate"]["entrypoint"]]
+        assert entrypoint[:2] == ["/bin/sh", "-c"]
+        # A `tenantry` that fails twice (PostgreSQL still starting), then migrates.
+        fake = tmp_path / "tenantry"
+        fake.write_text(
+            '#!/bin/sh\nn=$(cat "$0.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$0.count"\n'
+            '[ "$1" = migrate ] && [ "$n" -ge 2 ]\n'
+        )
+        fake.chmod(0o755)
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        argv = [*entrypoint, *SERVICES["migrate"]["command"]]
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "tenantry.count").read_text().strip() == "3"
+        assert "try 2 failed" in result.stderr
+        assert re.search(r"seq (\d+)", entrypoint[2]) and "exit 1" in entrypoint[2]
+
+    def test_third_party_images_are_pinned_to_exact_versions(self) -> None:
+        # A full release number (PostgreSQL's have two parts: 17.6), or a digest.
+        parts = {"postgres": 2}
+        for name, service in SERVICES.items():
+            if "build" in service:
+                continue
+            image = service["image"]
+            if re.search(r"@sha256:[0-9a-f]{64}$", image):
+                continue
+            tag = image.rsplit(":", 1)[1]
+            version = re.fullmatch(r"v?(\d+(?:\.\d+)*)(-[a-z0-9]+)?", tag)
+            assert version, (name, image)
+            assert len(version.group(1).split(".")) >= parts.get(name, 3), (name, image)
 
     @pytest.mark.parametrize("service", ["api", "worker"])
     def test_app_waits_for_migrations(self, service: str) -> None:

@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from tenantry.config import Settings
 from tenantry.main import create_app
+from tenantry.observability import probe as worker_probe
 from tests.deploy import manifests as m
 
 CASES: dict[str, dict[str, Any]] = {
@@ -259,11 +260,16 @@ class TestProbes:
                 argv = spec["exec"]["command"]
                 assert argv[0] == m.image_entrypoint()[0]
                 assert m.parse_cli(argv[1:]) == {"check": True}
-                assert spec["timeoutSeconds"] >= 3  # it starts a Python process
+                # It starts a small Python process that waits up to worker_probe.TIMEOUT.
+                assert spec["timeoutSeconds"] > worker_probe.TIMEOUT
             else:
-                # The worker's metrics server: GET /health next to /metrics.
-                assert spec["httpGet"] == {"path": "/health", "port": "metrics"}
+                # The worker's metrics server: GET /health next to /metrics; liveness
+                # ignores Redis (the worker rides out an outage of it).
+                path = "/health/live" if probe == "livenessProbe" else "/health"
+                assert spec["httpGet"] == {"path": path, "port": "metrics"}
                 assert ports["metrics"] == VALUES["worker"]["metricsPort"]
+                # /health bounds its Redis ping to 2 s.
+                assert spec["timeoutSeconds"] > 2
 
     def test_exec_probe_is_what_ci_exercises(self) -> None:
         objects = rendered(FULL)[0]
@@ -469,18 +475,26 @@ class TestTraffic:
             for path in rule["http"]["paths"]:
                 assert path["backend"]["service"]["name"] == _name("api")
 
-    def test_autoscaled_deployments_leave_replicas_to_the_hpa(self) -> None:
-        objects = rendered(FULL)[0]
-        for hpa in m.find(objects, "HorizontalPodAutoscaler"):
-            target = m.one(objects, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
-            assert "replicas" not in target["spec"]
+    def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(self) -> None:
+        for case in (FULL, "worker-hpa-values.yaml"):
+            objects = rendered(case)[0]
+            scalers = m.find(objects, "HorizontalPodAutoscaler") + m.find(objects, "ScaledObject")
+            assert scalers
+            for scaler in scalers:
+                target = m.one(objects, "Deployment", scaler["spec"]["scaleTargetRef"]["name"])
+                assert "replicas" not in target["spec"]
 
-    def test_pdb_selects_the_api(self, objects: list[m.Obj]) -> None:
+    def test_each_pdb_selects_one_deployment(self, objects: list[m.Obj]) -> None:
+        deployments = m.find(objects, "Deployment")
         for pdb in m.find(objects, "PodDisruptionBudget"):
-            api = m.one(objects, "Deployment", _name("api"))
-            assert pdb["spec"]["selector"]["matchLabels"].items() <= (
-                m.pod_template_labels(api).items()
-            )
+            selector = pdb["spec"]["selector"]["matchLabels"].items()
+            matching = [d for d in deployments if selector <= m.pod_template_labels(d).items()]
+            assert len(matching) == 1, pdb["metadata"]["name"]
+            assert pdb["metadata"]["name"] == matching[0]["metadata"]["name"]
+
+    def test_workers_have_a_pdb_by_default(self) -> None:
+        m.one(rendered("defaults")[0], "PodDisruptionBudget", _name("worker"))
+        m.one(rendered(FULL)[0], "PodDisruptionBudget", _name("worker"))
 
     def test_network_policies_select_existing_pods(self) -> None:
         objects = rendered(FULL)[0]
@@ -489,6 +503,111 @@ class TestTraffic:
         for policy in m.find(objects, "NetworkPolicy"):
             selector = policy["spec"]["podSelector"]["matchLabels"].items()
             assert sum(selector <= labels.items() for labels in pods) == 1
+
+
+def _admits(policy: m.Obj, port: str, peer: m.Obj) -> bool:
+    """Whether a NetworkPolicy lets `peer` reach its Pods on the named `port`."""
+    for rule in policy["spec"].get("ingress", []):
+        ports = {p["port"] for p in rule.get("ports", [])}
+        if ports and port not in ports:
+            continue
+        if "from" not in rule or peer in rule["from"]:
+            return True
+    return False
+
+
+def _egress_ports(policy: m.Obj) -> set[tuple[int, str]]:
+    return {
+        (p["port"], p.get("protocol", "TCP"))
+        for rule in policy["spec"].get("egress", [])
+        for p in rule.get("ports", [])
+    }
+
+
+class TestNetworkPolicy:
+    def test_prometheus_may_scrape_what_the_monitors_scrape(self) -> None:
+        objects = rendered(FULL)[0]
+        (scraper,) = _values(FULL)["networkPolicy"]["metricsFrom"]
+        (ingress_controller,) = _values(FULL)["networkPolicy"]["apiFrom"]
+        (service_monitor,) = m.find(objects, "ServiceMonitor")
+        (pod_monitor,) = m.find(objects, "PodMonitor")
+        api_policy = m.one(objects, "NetworkPolicy", _name("api"))
+        worker_policy = m.one(objects, "NetworkPolicy", _name("worker"))
+        api_port = service_monitor["spec"]["endpoints"][0]["port"]
+        worker_port = pod_monitor["spec"]["podMetricsEndpoints"][0]["port"]
+        assert _admits(api_policy, api_port, scraper)
+        assert _admits(api_policy, api_port, ingress_controller)
+        assert _admits(worker_policy, worker_port, scraper)
+        # And nobody else.
+        stranger = {"namespaceSelector": {"matchLabels": {"name": "elsewhere"}}}
+        assert not _admits(api_policy, api_port, stranger)
+        assert not _admits(worker_policy, worker_port, stranger)
+        assert not _admits(worker_policy, worker_port, ingress_controller)
+        migration = m.one(objects, "NetworkPolicy", _name("migration"))
+        assert "ingress" not in migration["spec"]
+
+    def test_egress_admits_what_each_component_talks_to(self) -> None:
+        objects = rendered(FULL)[0]
+        values = _values(FULL)
+        smtp = values["config"]["smtp"].get("port", VALUES["config"]["smtp"]["port"])
+        policies = {c: m.one(objects, "NetworkPolicy", _name(c)) for c in COMPONENTS}
+        for policy in policies.values():
+            assert "Egress" in policy["spec"]["policyTypes"]
+        dns = {(53, "TCP"), (53, "UDP")}
+        assert _egress_ports(policies["migration"]) == dns | {(5432, "TCP")}
+        assert _egress_ports(policies["api"]) == dns | {(5432, "TCP"), (6379, "TCP"), (443, "TCP")}
+        assert _egress_ports(policies["worker"]) == dns | {
+            (5432, "TCP"),
+            (6379, "TCP"),
+            (smtp, "TCP"),
+            (443, "TCP"),
+        }
+
+    def test_egress_is_left_open_unless_asked(self) -> None:
+        values = m.deep_merge(_values(FULL), {"networkPolicy": {"egress": {"enabled": False}}})
+        for policy in m.find(m.render_chart(values)[0], "NetworkPolicy"):
+            assert policy["spec"]["policyTypes"] == ["Ingress"]
+            assert "egress" not in policy["spec"]
+
+
+COMPONENTS = ("api", "worker", "migration")
+
+
+class TestKeda:
+    def test_scaled_object_scales_workers_on_the_apis_queue_gauge(self) -> None:
+        objects = rendered(FULL)[0]
+        (scaled,) = m.find(objects, "ScaledObject")
+        m.validate(scaled)
+        assert scaled["spec"]["scaleTargetRef"]["name"] == _name("worker")
+        assert scaled["spec"]["minReplicaCount"] >= 1  # the cron jobs run on workers
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["type"] == "prometheus"
+        (service_monitor,) = m.find(objects, "ServiceMonitor")
+        (relabel,) = service_monitor["spec"]["endpoints"][0]["relabelings"]
+        query = trigger["metadata"]["query"]
+        assert f'job="{relabel["replacement"]}"' in query
+        assert "tenantry_queue_depth" in query and f'namespace="{m.NAMESPACE}"' in query
+        assert m.find(objects, "HorizontalPodAutoscaler", _name("worker")) == []
+
+    def test_misspelt_scaled_object_fields_are_refused(self) -> None:
+        import jsonschema
+
+        (scaled,) = m.find(rendered(FULL)[0], "ScaledObject")
+        bad = m.deep_merge(scaled, {"spec": {"minReplicas": 1}})
+        with pytest.raises(jsonschema.ValidationError):
+            m.validate(bad)
+
+    def test_keda_and_the_hpa_together_are_refused(self) -> None:
+        values = m.deep_merge(_values(FULL), {"worker": {"autoscaling": {"enabled": True}}})
+        with pytest.raises(helm.HelmRenderError, match=r"worker\.keda"):
+            m.render_chart(values)
+
+    def test_keda_needs_a_prometheus(self) -> None:
+        values = m.deep_merge(
+            _values(FULL), {"worker": {"keda": {"prometheus": {"serverAddress": ""}}}}
+        )
+        with pytest.raises(helm.HelmRenderError, match="serverAddress"):
+            m.render_chart(values)
 
 
 class TestMonitoring:
@@ -541,6 +660,7 @@ class TestMonitoring:
         for kind in (
             "Ingress",
             "HorizontalPodAutoscaler",
+            "ScaledObject",
             "NetworkPolicy",
             "ServiceMonitor",
             "PodMonitor",

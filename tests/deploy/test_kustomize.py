@@ -22,7 +22,8 @@ OVERLAY_AS_VALUES = m.deep_merge(
         },
     },
 )
-MIGRATION_LABEL = ("app.kubernetes.io/component", "migration")
+FIRST_LABEL = ("tenantry.dev/apply", "first")
+FIRST_STEP = "kubectl apply -k k8s/overlays/example -l tenantry.dev/apply=first"
 
 
 @pytest.fixture(scope="module")
@@ -167,20 +168,25 @@ class TestEquivalentToTheChart:
 
 
 class TestMigrationOrder:
-    def test_what_the_job_reads_is_labelled_for_the_first_apply(self, overlay: list[m.Obj]) -> None:
-        """README: `kubectl apply -k … -l app.kubernetes.io/component=migration` first."""
+    def test_the_documented_first_step_is_this_selector(self) -> None:
+        assert FIRST_STEP in (m.OVERLAY / "kustomization.yaml").read_text()
+        assert FIRST_STEP in (m.ROOT / "docs" / "operations" / "deploy.md").read_text()
+
+    def test_what_the_job_needs_is_labelled_for_the_first_apply(self, overlay: list[m.Obj]) -> None:
         (job,) = m.find(overlay, "Job")
         needed = [("Secret", name) for name in m.secret_references(job)]
         needed.append(("ServiceAccount", m.pod_spec(job)["serviceAccountName"]))
         needed.append(("Job", job["metadata"]["name"]))
+        # On a new cluster the Namespace must exist before anything in it.
+        needed.append(("Namespace", job["metadata"]["namespace"]))
         for kind, name in needed:
             obj = m.one(overlay, kind, name)
-            assert MIGRATION_LABEL in obj["metadata"]["labels"].items(), (kind, name)
+            assert FIRST_LABEL in obj["metadata"]["labels"].items(), (kind, name)
         assert not any(c.get("envFrom") for c in m.containers(job))
 
     def test_nothing_else_is_in_the_first_apply(self, overlay: list[m.Obj]) -> None:
-        first = [o["kind"] for o in overlay if MIGRATION_LABEL in o["metadata"]["labels"].items()]
-        assert sorted(first) == ["Job", "Secret", "ServiceAccount"]
+        first = [o["kind"] for o in overlay if FIRST_LABEL in o["metadata"]["labels"].items()]
+        assert sorted(first) == ["Job", "Namespace", "Secret", "ServiceAccount"]
 
     def test_owner_url_is_read_only_by_the_job(self, overlay: list[m.Obj]) -> None:
         owner = {

@@ -44,7 +44,7 @@ async def test_sigterm_lets_the_running_job_finish_once(redis: ArqRedis) -> None
     try:
         job = await redis.enqueue_job(SLOW_JOB, key, job_seconds, _queue_name=queue)
         assert job is not None
-        assert await _wait_for(redis, f"{key}:started", seconds=90), "the job never started"
+        assert await _wait_for(redis, f"{key}:started", seconds=240), "the job never started"
         assert not await redis.exists(f"{key}:finished")
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.to_thread(proc.communicate, timeout=120)

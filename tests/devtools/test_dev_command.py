@@ -175,15 +175,21 @@ def test_a_worker_that_cannot_start_is_a_reasoned_failure(tmp_path: Path, db: ob
     assert f"port {port} is taken" in result.stderr
 
 
-def test_commands_say_what_to_set_without_a_url_or_a_dev(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create-superuser", "--email=a@example.com", "--username=abc", "--password=Ops-pass-1"],
+        ["migrate"],
+        ["worker"],
+        ["seed"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_commands_say_what_to_set_without_a_url_or_a_dev(
+    command: list[str], tmp_path: Path
+) -> None:
     env = {**_without_urls(), "TENANTRY_DATA_DIR": str(tmp_path)}
-    result = _cli(
-        "create-superuser",
-        "--email=a@example.com",
-        "--username=abc",
-        "--password=Ops-password-1",
-        env=env,
-    )
+    result = _cli(*command, env=env)
     assert result.returncode == 2
     for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "uv run tenantry dev"):
         assert name in result.stderr
@@ -204,3 +210,23 @@ def test_a_stale_state_file_is_ignored(tmp_path: Path) -> None:
     from tenantry.devtools import state
 
     assert state.read(tmp_path) is None
+
+
+def test_the_state_file_is_for_its_owner_only(tmp_path: Path) -> None:
+    from tenantry.devtools import state
+
+    record = state.DevState(
+        pid=os.getpid(),
+        api_url="http://127.0.0.1:1",
+        mail_dir=str(tmp_path / "mail"),
+        environment={"DATABASE_URL": "postgresql+asyncpg://app:secret@db/tenantry"},
+    )
+    record.write(tmp_path)
+    assert (tmp_path / "dev.json").stat().st_mode & 0o777 == 0o600
+    found = state.read(tmp_path)
+    assert found is not None
+    assert found.environment["DATABASE_URL"].endswith("@db/tenantry")
+    state.remove(tmp_path, os.getpid() + 1)  # not ours: kept
+    assert (tmp_path / "dev.json").exists()
+    state.remove(tmp_path, os.getpid())
+    assert not (tmp_path / "dev.json").exists()

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantry.devtools.supervisor import free_port
 from tests.devtools.running import DevProcess
+from tests.fixtures.database import _truncate_all
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -54,8 +56,17 @@ def test_the_walkthrough_covers_what_the_issue_asked_for() -> None:
         assert step in script
 
 
+@pytest.fixture
+async def empty_database(owner_engine: AsyncEngine) -> None:
+    """The walk-through's accounts (ada, grace, ops) must not exist yet, whatever ran
+    before in this process."""
+    await _truncate_all(owner_engine)
+
+
 @pytest.mark.committed
-def test_the_readme_walkthrough_runs_as_written(tmp_path: Path, db: object) -> None:
+def test_the_readme_walkthrough_runs_as_written(
+    tmp_path: Path, empty_database: None, db: object
+) -> None:
     data_dir = tmp_path / "data"
     dev_env = {**os.environ, "ENVIRONMENT": "development"}
     # A port of its own: 8000 may come and go under tests running in parallel.

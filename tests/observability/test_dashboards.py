@@ -35,7 +35,13 @@ DASHBOARDS = ROOT / "helm" / "tenantry" / "files" / "dashboards"
 # The chart's rules as rendered for release "tenantry" (tests/deploy/test_alert_rules.py
 # keeps this file equal to the render).
 ALERTS = ROOT / "deploy" / "compose" / "prometheus" / "alerts.yaml"
-JOBS = {"tenantry-api": "api", "tenantry-worker": "worker"}
+# The job a selector names: the rules' release jobs, the dashboards' job variables.
+JOBS = {
+    "tenantry-api": "api",
+    "tenantry-worker": "worker",
+    "$api_job": "api",
+    "$worker_job": "worker",
+}
 
 _KEYWORDS = {
     "by",
@@ -91,6 +97,15 @@ def alert_queries() -> Iterator[tuple[str, str]]:
     for group in document["groups"]:
         for rule in group["rules"]:
             yield rule.get("alert") or rule["record"], rule["expr"]
+
+
+def owner_of(sample: str) -> str:
+    """The component that exports a sample name (`x_total`, `x_bucket`, … of a family)."""
+    for suffix in ("_total", "_bucket", "_count", "_sum", ""):
+        family = sample.removesuffix(suffix) if suffix else sample
+        if family in OWNERS:
+            return OWNERS[family]
+    raise AssertionError(f"{sample} has no owner in metrics.OWNERS")
 
 
 def selected_metrics(expr: str) -> Iterator[tuple[str, str]]:
@@ -188,17 +203,41 @@ class TestDashboards:
                 assert panel.get("targets"), f"{path.name}: {panel['title']} has no query"
                 assert all(t["expr"].strip() for t in panel["targets"])
 
-    def test_api_dashboard_queries_exported_metrics(self, api_metrics: str) -> None:
-        gaps = missing(dashboard_queries(DASHBOARDS / "api.json"), exported(api_metrics))
-        assert not gaps, _show(gaps)
+    @pytest.mark.parametrize("board", ["api.json", "workers.json"])
+    def test_every_selector_names_namespace_and_component(self, board: str) -> None:
+        for title, expr in dashboard_queries(DASHBOARDS / board):
+            selectors = re.findall(r"([A-Za-z_][A-Za-z0-9_:]*)\{([^}]*)\}", expr)
+            assert selectors, title
+            named = {name for name, _ in selectors}
+            assert metric_names(expr) <= named, (title, "a metric without a selector")
+            for name, matchers in selectors:
+                assert 'namespace="$namespace"' in matchers, (title, name)
+                job = re.search(r'job="([^"]+)"', matchers)
+                assert job and job.group(1) in JOBS, (title, name)
+                assert job.group(1) == f"${owner_of(name)}_job", (title, name)
 
-    def test_workers_dashboard_queries_exported_metrics(
+    def test_dashboards_query_what_the_selected_component_exports(
         self, api_metrics: str, worker_metrics: str
     ) -> None:
-        # The queue panels read the API's gauges (the API owns the queue metrics).
-        names = exported(api_metrics) | exported(worker_metrics)
-        gaps = missing(dashboard_queries(DASHBOARDS / "workers.json"), names)
-        assert not gaps, _show(gaps)
+        by_component = {"api": exported(api_metrics), "worker": exported(worker_metrics)}
+        gaps = {
+            (board.name, title, name)
+            for board in sorted(DASHBOARDS.glob("*.json"))
+            for title, expr in dashboard_queries(board)
+            for name, component in selected_metrics(expr)
+            if name not in by_component[component]
+        }
+        assert gaps == set()
+
+    def test_job_variables_list_the_components_jobs(self) -> None:
+        for board in DASHBOARDS.glob("*.json"):
+            variables = {v["name"]: v for v in json.loads(board.read_text())["templating"]["list"]}
+            for name in ("api_job", "worker_job"):
+                if name in variables:
+                    query = variables[name]["query"]["query"]
+                    metric = re.match(r"label_values\((\w+)", query)
+                    assert metric and f"{owner_of(metric.group(1))}_job" == name
+            assert "namespace" in variables
 
 
 class TestAlerts:

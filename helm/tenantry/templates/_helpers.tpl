@@ -160,7 +160,53 @@ topologySpreadConstraints:
 {{- if not .Values.secrets.redisUrl }}{{ fail "set secrets.redisUrl or secrets.existingSecret" }}{{ end }}
 {{- if not .Values.secrets.secretKey }}{{ fail "set secrets.secretKey (openssl rand -base64 48) or secrets.existingSecret" }}{{ end }}
 {{- end }}
+{{- if and .Values.worker.autoscaling.enabled .Values.worker.keda.enabled }}
+{{- fail "worker.autoscaling and worker.keda both scale the workers: enable one" }}
+{{- end }}
 {{- if and .Values.migrations.enabled (not .Values.migrations.existingSecret) (not .Values.migrations.databaseOwnerUrl) }}
 {{- fail "set migrations.databaseOwnerUrl (the owner role's URL) or migrations.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Egress rules of a component when networkPolicy.egress.enabled: DNS and PostgreSQL for
+every Pod; Redis for the API and the workers; SMTP and webhook deliveries for the
+workers (they send the outbox and call webhooks); `extra` for the API and the workers
+(Sentry, for one). A rule without `to` admits any destination on its ports.
+*/}}
+{{- define "tenantry.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+    {{- if .udp }}
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: UDP
+    {{- end }}
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{- define "tenantry.egressRules" -}}
+{{- $e := .ctx.Values.networkPolicy.egress -}}
+{{- $c := .component -}}
+{{- include "tenantry.egressRule" (dict "ports" $e.dns.ports "to" $e.dns.to "udp" true) }}
+{{ include "tenantry.egressRule" (dict "ports" (list $e.postgres.port) "to" $e.postgres.to) }}
+{{- if ne $c "migration" }}
+{{ include "tenantry.egressRule" (dict "ports" (list $e.redis.port) "to" $e.redis.to) }}
+{{- end }}
+{{- if and (eq $c "worker") .ctx.Values.config.smtp.host }}
+{{ include "tenantry.egressRule" (dict "ports" (list .ctx.Values.config.smtp.port) "to" $e.smtp.to) }}
+{{- end }}
+{{- if and (eq $c "worker") $e.webhooks.enabled }}
+{{ include "tenantry.egressRule" (dict "ports" $e.webhooks.ports "to" $e.webhooks.to) }}
+{{- end }}
+{{- if and (ne $c "migration") $e.extra }}
+{{ toYaml $e.extra }}
 {{- end }}
 {{- end }}

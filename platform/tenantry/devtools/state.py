@@ -26,7 +26,10 @@ class DevState:
     def write(self, data_dir: Path) -> None:
         target = data_dir / STATE_FILE
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        # Owner-only: the URLs may carry passwords (DATABASE_URL given to `dev`).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(asdict(self), indent=2))
         tmp.replace(target)
 
 
