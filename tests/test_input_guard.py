@@ -12,24 +12,13 @@ import uuid
 import httpx
 import pytest
 
-from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.input_guard import body_field
-from tenantry.models import Role, Tenant
-from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tenantry.models import Tenant
+from tests.fixtures.factories import Actor
 from tests.fixtures.tenant_data import make_project
 
 NUL = "\x00"
-
-
-@pytest.fixture
-async def tenant(db: Database) -> Tenant:
-    return await make_tenant(db)
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings, tenant: Tenant) -> Actor:
-    return await make_actor(db, settings, tenant=tenant, role=Role.OWNER)
 
 
 def assert_422(response: httpx.Response, field: str) -> None:

@@ -263,8 +263,10 @@ class TestProbes:
                 # It starts a small Python process that waits up to worker_probe.TIMEOUT.
                 assert spec["timeoutSeconds"] > worker_probe.TIMEOUT
             else:
-                # The worker's metrics server: GET /health next to /metrics.
-                assert spec["httpGet"] == {"path": "/health", "port": "metrics"}
+                # The worker's metrics server: GET /health next to /metrics; liveness
+                # ignores Redis (the worker rides out an outage of it).
+                path = "/health/live" if probe == "livenessProbe" else "/health"
+                assert spec["httpGet"] == {"path": path, "port": "metrics"}
                 assert ports["metrics"] == VALUES["worker"]["metricsPort"]
                 # /health bounds its Redis ping to 2 s.
                 assert spec["timeoutSeconds"] > 2

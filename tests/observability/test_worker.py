@@ -206,9 +206,12 @@ class TestMetricsServer:
         server.redis = create_redis(settings, url="redis://127.0.0.1:1/0")
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{server.port}/health")
+            live = await client.get(f"http://127.0.0.1:{server.port}/health/live")
         await server.redis.aclose()
         assert response.status_code == 503
         assert response.json()["checks"]["redis"].startswith("unavailable")
+        # Not ready, but alive: liveness must not restart a worker riding out an outage.
+        assert live.status_code == 200
 
     async def test_health_503_when_worker_loop_stopped(self, server: MetricsServer) -> None:
         async def _done() -> None:
@@ -219,8 +222,10 @@ class TestMetricsServer:
         server.main_task = task
         async with httpx.AsyncClient() as client:
             response = await client.get(f"http://127.0.0.1:{server.port}/health")
+            live = await client.get(f"http://127.0.0.1:{server.port}/health/live")
         assert response.status_code == 503
         assert response.json()["checks"]["worker"] == "stopped"
+        assert live.status_code == 503
 
     async def test_unknown_path_404(self, server: MetricsServer) -> None:
         async with httpx.AsyncClient() as client:

@@ -4,7 +4,9 @@ API's: see `observability.queue`.)
 
 The server is a few lines of asyncio on the worker's own event loop: if the loop is
 blocked, the probe times out, which is what a liveness probe should see. `/health`
-answers 200 while ARQ's main task runs and Redis answers, 503 otherwise.
+(readiness) answers 200 while ARQ's main task runs and Redis answers, 503 otherwise;
+`/health/live` (liveness) only asks the first: the worker rides out a Redis outage
+(workers/runner.py), and restarting it for one would gain nothing.
 """
 
 from __future__ import annotations
@@ -118,6 +120,11 @@ class MetricsServer:
         body, content_type = render_latest("worker")
         return 200, content_type, body
 
+    async def live(self) -> tuple[int, str, bytes]:
+        alive = self.main_task is None or not self.main_task.done()
+        body = {"status": "healthy" if alive else "stopped"}
+        return (200 if alive else 503), "application/json", orjson.dumps(body)
+
     async def health(self) -> tuple[int, str, bytes]:
         checks: dict[str, str] = {}
         alive = self.main_task is None or not self.main_task.done()
@@ -142,7 +149,11 @@ class MetricsServer:
             parts = request_line.decode("latin-1").split()
             method, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
             path = target.split("?", 1)[0]
-            routes: dict[str, Handler] = {"/metrics": self.metrics, "/health": self.health}
+            routes: dict[str, Handler] = {
+                "/metrics": self.metrics,
+                "/health": self.health,
+                "/health/live": self.live,
+            }
             if path not in routes:
                 status, content_type, body = 404, "text/plain", b"not found\n"
             elif method not in ("GET", "HEAD"):

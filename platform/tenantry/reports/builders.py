@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.kit.csv import cell
 from tenantry.models import Report, ReportFormat, ReportKind
+from tenantry.tasks.schemas import TASK_FIELDS
 
 Row = dict[str, Any]
 RowSource = Callable[[AsyncSession, Report], AsyncIterator[Row]]
@@ -74,18 +75,7 @@ async def usage_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row
         yield row
 
 
-TASK_COLUMNS = (
-    "id",
-    "project_id",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "assignee_id",
-    "due_date",
-    "created_at",
-    "updated_at",
-)
+TASK_COLUMNS = TASK_FIELDS
 
 
 async def task_rows(session: AsyncSession, report: Report) -> AsyncIterator[Row]:

@@ -26,23 +26,16 @@ from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
 from tenantry.tasks.repository import TaskRepository
-from tenantry.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
+from tenantry.tasks.schemas import (
+    EXPORT_COLUMNS,
+    TaskCreate,
+    TaskListQuery,
+    TaskRead,
+    TaskUpdate,
+)
 from tenantry.webhooks import events as webhook_events
 
 EXPORT_BATCH = 1_000
-EXPORT_COLUMNS = (
-    "id",
-    "project_id",
-    "project_name",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "assignee_id",
-    "due_date",
-    "created_at",
-    "updated_at",
-)
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 

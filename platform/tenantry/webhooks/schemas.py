@@ -4,16 +4,29 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import NotNull, ReadSchema, Schema
 from tenantry.models import DeliveryStatus, EndpointStatus
 from tenantry.webhooks.addresses import MAX_URL_LENGTH
 from tenantry.webhooks.events import ALL, CATALOGUE
 
 Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL_LENGTH),
+    # What the document can say; that the host resolves to a public address is checked
+    # when the URL is saved (422) and again at each delivery.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "maxLength": MAX_URL_LENGTH,
+            "pattern": r"^https?://[^\s/@]+",
+            "description": "An https URL (http outside production) without user info, "
+            "whose host is a public address",
+        }
+    ),
 ]
 Description = Annotated[str, Field(max_length=500)]
 EventName = Literal[
@@ -60,10 +73,10 @@ class WebhookCreate(Schema):
 class WebhookUpdate(Schema):
     """Only the fields sent change; `description` may be cleared with null."""
 
-    url: Url | None = None
-    events: Events | None = None
+    url: Url | None = NotNull()
+    events: Events | None = NotNull()
     description: Description | None = None
-    status: EndpointStatus | None = None
+    status: EndpointStatus | None = NotNull()
 
     @field_validator("url", "events", "status")
     @classmethod
