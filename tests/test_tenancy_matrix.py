@@ -57,6 +57,8 @@ OPERATORS = expect(403, 403, 403, 403, 403, 403, 200)
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/v1/tenants"): expect(201, 201, 201, 201, 403, 403, 201),
     ("GET", "/api/v1/tenants"): PEOPLE_ONLY,
+    # One of your tenants by id: the operator is no member of it, so 404 as for anyone.
+    ("GET", "/api/v1/tenants/{tenant_id}"): expect(200, 200, 200, 200, 403, 403, 404),
     ("GET", "/api/v1/tenant"): ALL_MEMBERS_AND_KEYS,
     ("PATCH", "/api/v1/tenant"): ADMINS,
     ("DELETE", "/api/v1/tenant"): expect(202, 403, 403, 403, 403, 403, 403),
@@ -172,6 +174,7 @@ CALLS: dict[tuple[str, str], Callable[[World, str], Call]] = {
         {"name": "Matrix", "slug": f"matrix-{uuid.uuid4().hex[:8]}"},
     ),
     ("GET", "/api/v1/tenants"): lambda w, a: ("/api/v1/tenants", None),
+    ("GET", "/api/v1/tenants/{tenant_id}"): lambda w, a: (f"/api/v1/tenants/{w.tenant_id}", None),
     ("GET", "/api/v1/tenant"): lambda w, a: ("/api/v1/tenant", None),
     ("PATCH", "/api/v1/tenant"): lambda w, a: ("/api/v1/tenant", {"name": "Renamed"}),
     ("DELETE", "/api/v1/tenant"): lambda w, a: ("/api/v1/tenant", None),

@@ -60,8 +60,10 @@ async def deliver(ctx: dict[str, Any], tenant_id: str, endpoint_id: str) -> int:
     settings = ctx_settings(ctx)
     tid, eid = uuid.UUID(tenant_id), uuid.UUID(endpoint_id)
     key = generation_key(tid, eid)
-    await redis.incr(key)
-    await redis.expire(key, GENERATION_TTL_SECONDS)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, GENERATION_TTL_SECONDS)
+        await pipe.execute()
     deadline = time.monotonic() + DRAIN_SECONDS
     tried = 0
     while True:
@@ -77,14 +79,15 @@ async def deliver(ctx: dict[str, Any], tenant_id: str, endpoint_id: str) -> int:
                 defer_by=result.retry_in,
                 job_id=f"{wake_job_id(eid)}:retry:{result.delivery_id}:{result.attempt}",
             )
-        if result.disabled:
+        if result.disabled or not result.more_due:
+            # Nothing else was due at the claim; whatever is committed since then woke
+            # a job of its own (the generation this job bumped makes it a new one).
             return tried
-        if result.more_due:
-            # Another job may take the next one at the same time, up to the cap.
-            await _wake(redis, tenant_id, endpoint_id)
         if time.monotonic() >= deadline:
             await _wake(redis, tenant_id, endpoint_id)
             return tried
+        # Another job may take the next one at the same time, up to the cap.
+        await _wake(redis, tenant_id, endpoint_id)
 
 
 async def relay(ctx: dict[str, Any]) -> int:

@@ -153,7 +153,9 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_login: int = Field(default=10, ge=0)  # per client IP and username
-    rate_limit_login_ip: int = Field(default=10, ge=0)  # per client IP, any username
+    # Per client IP, any username: a ceiling against password spraying, ten times the
+    # pair's, so one person's failures never lock out everyone behind the same NAT.
+    rate_limit_login_ip: int = Field(default=100, ge=0)
     rate_limit_signup: int = Field(default=5, ge=0)  # per client IP
     rate_limit_password_reset: int = Field(default=5, ge=0)  # per client IP
     rate_limit_free: int = Field(default=60, ge=0)  # per tenant, by plan

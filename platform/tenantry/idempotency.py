@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX
 from tenantry.config import Settings
 from tenantry.errors import problem
+from tenantry.kit.http import IDEMPOTENCY_KEY_PATTERN
 from tenantry.observability.metrics import CACHE_REQUESTS
 
 logger = logging.getLogger("tenantry.idempotency")
@@ -53,6 +55,7 @@ TTL_SECONDS = 24 * 3600
 # dies mid-request frees the key when this runs out.
 IN_FLIGHT_TTL_SECONDS = 60
 MAX_KEY_LENGTH = 255
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _KEPT_HEADERS = {b"content-type", b"location", b"etag", b"cache-control"}
 _NOT_KEPT = {401, 403, 408, 425, 429}
 
@@ -114,10 +117,10 @@ class IdempotencyMiddleware:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
             response = problem(
                 400,
-                f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable characters",
+                f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} visible ASCII characters",
                 code="bad-request",
             )
             await response(scope, receive, send)

@@ -99,12 +99,22 @@ async def send_jobs(pool: ArqRedis | None, jobs: list[PendingJob]) -> None:
     if pool is None:
         logger.warning("no job queue configured; %d job(s) left to the relays", len(jobs))
         return
+    # Every generation in one round trip (a commit may wake a hundred webhook endpoints).
+    generations: dict[str, int] = {}
+    keys = [job.generation_key for job in jobs if job.generation_key is not None]
+    if keys:
+        try:
+            values = await pool.mget(keys)
+            generations = {k: int(v or 0) for k, v in zip(keys, values, strict=True)}
+        except Exception as exc:
+            logger.debug("could not read job generations (%s); the relay will wake them", exc)
     for job in jobs:
         try:
             job_id = job.job_id
             if job.generation_key is not None:
-                generation = await pool.get(job.generation_key)
-                job_id = f"{job_id}:{int(generation or 0)}"
+                if job.generation_key not in generations:
+                    continue
+                job_id = f"{job_id}:{generations[job.generation_key]}"
             await pool.enqueue_job(
                 job.name,
                 _job_id=job_id,

@@ -6,16 +6,27 @@ The live checks (schemathesis, a generated client) are in `test_live_contract.py
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from openapi_spec_validator import validate
 
-from tenantry.kit.openapi import PROBLEM_JSON, api_routes
+from tenantry.auth.dependencies import Authorize
+from tenantry.auth.principal import Principal, Scope
+from tenantry.config import Settings
+from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.errors import Conflict
+from tenantry.kit.conditions import IfMatch
+from tenantry.kit.openapi import PROBLEM_JSON, api_routes, raises
+from tenantry.main import create_app
+from tenantry.projects.schemas import ProjectUpdate
 
 Doc = dict[str, Any]
+# An auth alias as a domain's auth.py declares one (for the route added in a test).
+WidgetsWrite = Annotated[Principal, Depends(Authorize(Scope.WRITE))]
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
@@ -134,3 +145,27 @@ def test_names_read_well_in_generated_code(doc: Doc) -> None:
     assert dict(zip(sort["enum"], sort["x-enum-varnames"], strict=True))["-created_at"] == (
         "CREATED_AT_DESC"
     )
+
+
+def test_a_new_endpoint_gets_its_statuses_without_a_table(app: FastAPI, settings: Settings) -> None:
+    """What a route is made of decides what it documents: nobody lists statuses."""
+    fresh = create_app(settings)
+    router = APIRouter(prefix="/api/v1/widgets", tags=["widgets"], route_class=UnitOfWorkRoute)
+
+    @router.patch("/{widget_id}", responses=raises(Conflict))
+    async def update(
+        widget_id: uuid.UUID,
+        body: ProjectUpdate,
+        principal: WidgetsWrite,
+        session: SessionDep,
+        if_match: IfMatch,
+    ) -> None:
+        """A route added later, by someone else."""
+
+    fresh.include_router(router)
+    operation = fresh.openapi()["paths"]["/api/v1/widgets/{widget_id}"]["patch"]
+    assert operation["operationId"] == "update_widget"
+    assert set(operation["responses"]) == {
+        "200", "401", "403", "404", "409", "412", "413", "422", "429", "503",
+    }  # fmt: skip
+    assert operation["security"] == [{"bearer": []}, {"apiKey": []}]

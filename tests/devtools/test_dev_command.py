@@ -175,15 +175,21 @@ def test_a_worker_that_cannot_start_is_a_reasoned_failure(tmp_path: Path, db: ob
     assert f"port {port} is taken" in result.stderr
 
 
-def test_commands_say_what_to_set_without_a_url_or_a_dev(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create-superuser", "--email=a@example.com", "--username=abc", "--password=Ops-pass-1"],
+        ["migrate"],
+        ["worker"],
+        ["seed"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_commands_say_what_to_set_without_a_url_or_a_dev(
+    command: list[str], tmp_path: Path
+) -> None:
     env = {**_without_urls(), "TENANTRY_DATA_DIR": str(tmp_path)}
-    result = _cli(
-        "create-superuser",
-        "--email=a@example.com",
-        "--username=abc",
-        "--password=Ops-password-1",
-        env=env,
-    )
+    result = _cli(*command, env=env)
     assert result.returncode == 2
     for name in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "uv run tenantry dev"):
         assert name in result.stderr

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tenantry.config import Settings
@@ -325,3 +326,33 @@ class TestComments:
         assert [b["type"] for b in bodies] == ["comment.created", "comment.deleted"]
         assert bodies[0]["data"] == created.json()
         assert bodies[1]["data"] == {"id": created.json()["id"]}
+
+
+class TestRotationEnds:
+    async def test_after_24_hours_only_the_new_secret_signs(
+        self,
+        client: httpx.AsyncClient,
+        owner: Actor,
+        db: Database,
+        settings: Settings,
+        receiver: Receiver,
+    ) -> None:
+        endpoint = await add_endpoint(client, owner, receiver.url(), ["project.created"])
+        rotated = await client.post(
+            f"/api/v1/webhooks/{endpoint['id']}/rotate-secret", headers=owner.headers
+        )
+        async with db.session_scope(tenant_of(owner)) as session:
+            await session.execute(
+                sa.text(
+                    "UPDATE webhook_endpoints SET previous_secret_expires_at ="
+                    " now() - interval '1 second' WHERE tenant_id = :t"
+                ),
+                {"t": tenant_of(owner)},
+            )
+        await new_project(client, owner)
+        await drain(settings)
+        (got,) = receiver.at("/hook")
+        assert len(got.headers["webhook-signature"].split(" ")) == 1
+        assert Webhook(rotated.json()["secret"]).verify(got.body, got.headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(endpoint["secret"]).verify(got.body, got.headers)

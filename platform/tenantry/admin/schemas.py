@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import Schema
+from tenantry.kit.schemas import NotNull, Schema
 from tenantry.models import Plan, TenantStatus
 from tenantry.tenants.schemas import TenantRead
 
@@ -17,8 +17,17 @@ class AdminTenantRead(TenantRead):
 
 
 class AdminTenantUpdate(Schema):
-    plan: Plan | None = None
-    status: TenantStatus | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    plan: Plan | None = NotNull()
+    status: TenantStatus | None = NotNull()
+
+    @field_validator("plan", "status")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null; leave it out to keep it")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> AdminTenantUpdate:

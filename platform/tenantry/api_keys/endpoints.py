@@ -8,6 +8,7 @@ from tenantry.api_keys.auth import ApiKeysManage
 from tenantry.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from tenantry.api_keys.service import api_key as api_key_service
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.kit.http import location
 from tenantry.kit.pagination import Page, PageParams
 
 router = APIRouter(prefix="/api-keys", tags=["api-keys"], route_class=UnitOfWorkRoute)
@@ -19,11 +20,14 @@ async def create(
     principal: ApiKeysManage,
     session: SessionDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
 ) -> ApiKeyCreated:
     """Create an API key; the `key` is in this answer only (admins)."""
     response.headers["Cache-Control"] = "no-store"
-    return await api_key_service.create(session, settings, principal, body)
+    created = await api_key_service.create(session, settings, principal, body)
+    response.headers["Location"] = location(request, "api-keys", created.id)
+    return created
 
 
 @router.get("", response_model=Page[ApiKeyRead], openapi_extra=PageParams.openapi())

@@ -4,16 +4,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StrictInt, StringConstraints, field_validator
 
 from tenantry.auth.principal import Scope
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import ReadSchema, Schema, trimmed
 
 
 class ApiKeyCreate(Schema):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), trimmed(100)
+    ]
     scopes: list[Scope] = Field(min_length=1, max_length=10, description="`read` and/or `write`")
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
     @field_validator("scopes")
     @classmethod

@@ -19,7 +19,7 @@ from tenantry.errors import NotFound
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import ApiKey
 from tenantry.models.base import utcnow
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 
 class ApiKeyNotFound(NotFound):

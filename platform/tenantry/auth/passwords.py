@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from functools import lru_cache
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -25,13 +26,24 @@ from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+from pydantic import AfterValidator, WithJsonSchema
 
 from tenantry.config import Settings
 from tenantry.errors import ServiceUnavailable
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
+_UPPER = re.compile(r"[A-Z]")
+_DIGIT = re.compile(r"[0-9]")
 _SPECIAL = re.compile(r"[^A-Za-z0-9]")
+# The same rules for the OpenAPI document, so clients can check before sending.
+PASSWORD_SCHEMA: dict[str, Any] = {
+    "minLength": MIN_LENGTH,
+    "maxLength": MAX_LENGTH,
+    "pattern": r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])[\s\S]*$",
+    "description": f"{MIN_LENGTH}–{MAX_LENGTH} characters with an upper-case letter (A–Z), "
+    "a digit (0–9) and a character that is neither",
+}
 
 
 def password_problem(password: str) -> str | None:
@@ -40,10 +52,10 @@ def password_problem(password: str) -> str | None:
         return f"Password must be at least {MIN_LENGTH} characters long"
     if len(password) > MAX_LENGTH:
         return f"Password must be at most {MAX_LENGTH} characters long"
-    if not any(c.isupper() for c in password):
-        return "Password must contain an upper-case letter"
-    if not any(c.isdigit() for c in password):
-        return "Password must contain a digit"
+    if not _UPPER.search(password):
+        return "Password must contain an upper-case letter (A–Z)"
+    if not _DIGIT.search(password):
+        return "Password must contain a digit (0–9)"
     if not _SPECIAL.search(password):
         return "Password must contain a special character"
     return None
@@ -55,6 +67,12 @@ def check_password(password: str) -> str:
     if problem:
         raise ValueError(problem)
     return password
+
+
+# A new password, checked with the rule's own message and documented as PASSWORD_SCHEMA.
+Password = Annotated[
+    str, AfterValidator(check_password), WithJsonSchema({"type": "string", **PASSWORD_SCHEMA})
+]
 
 
 class _Bcrypt(BcryptHasher):

@@ -16,7 +16,7 @@ from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Comment, Role
 from tenantry.tasks.service import TaskNotFound
 from tenantry.tasks.service import task as task_service
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 
 class CommentNotFound(NotFound):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import Conflict, Gone, NotFound
@@ -14,6 +14,7 @@ from tenantry.invitations.schemas import (
     InvitationRead,
 )
 from tenantry.invitations.service import invitation as invitation_service
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page
 from tenantry.tenants.schemas import TenantWithRole
@@ -28,10 +29,17 @@ router = APIRouter(prefix="/invitations", tags=["invitations"], route_class=Unit
     responses=raises(Conflict),
 )
 async def create(
-    body: InvitationCreate, principal: InvitationsManage, session: SessionDep, settings: SettingsDep
+    body: InvitationCreate,
+    principal: InvitationsManage,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> InvitationRead:
     """Invite someone by email; the token travels only in the email (admins)."""
-    return await invitation_service.create(session, settings, principal, body)
+    invitation = await invitation_service.create(session, settings, principal, body)
+    response.headers["Location"] = location(request, "invitations", invitation.id)
+    return invitation
 
 
 @router.get("", response_model=Page[InvitationRead], openapi_extra=InvitationListQuery.openapi())
@@ -43,8 +51,10 @@ async def list(
     return await invitation_service.list(session, principal, query, query.status)
 
 
+# `:uuid` keeps `/invitations/accept` its own resource: DELETE there is 405, not a
+# revoke of an invitation with the id "accept".
 @router.delete(
-    "/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=raises(Conflict)
+    "/{invitation_id:uuid}", status_code=status.HTTP_204_NO_CONTENT, responses=raises(Conflict)
 )
 async def revoke(
     invitation_id: uuid.UUID, principal: InvitationsManage, session: SessionDep

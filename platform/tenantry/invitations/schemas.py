@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import EmailStr, Field, StringConstraints
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import ReadSchema, Schema, trimmed
 from tenantry.models import InvitationStatus, Role
 
 
@@ -17,7 +17,9 @@ class InvitationCreate(Schema):
 
 
 class InvitationAccept(Schema):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    token: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), trimmed(200)
+    ]
 
 
 class InvitationRead(ReadSchema):

@@ -31,7 +31,7 @@ from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.tenants.schemas import TenantRead, TenantWithRole
 from tenantry.tenants.service import tenant as tenant_service
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 INVITATION_TTL = timedelta(days=7)
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)

@@ -20,6 +20,9 @@ from tenantry.kit.openapi import declares
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE
 _ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
+# The header as the document describes it (ASCII tags; `*` or a comma-separated list).
+_TAG = r'(?:W/)?"[\x21\x23-\x7e]*"'
+IF_MATCH_PATTERN = rf"^\s*(?:\*|{_TAG}(?:\s*,\s*{_TAG})*)\s*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,10 @@ async def if_match(
         Header(
             alias="If-Match",
             description="Write only if the object's current ETag is one of these (or `*`: "
-            "if it exists); otherwise 412 and nothing changes.",
+            "if it exists); otherwise 412 and nothing changes. Malformed: 412 too.",
+            # Documented, not enforced by validation: a malformed tag is a failed
+            # precondition (412), not a 422.
+            json_schema_extra={"pattern": IF_MATCH_PATTERN},
         ),
     ] = None,
 ) -> Precondition | None:

@@ -14,7 +14,11 @@ def cell(value: Any) -> str:
     """One CSV cell: empty for None, ISO 8601 for dates, formulas defused."""
     if value is None:
         return ""
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        # As the JSON answers write it (pydantic): UTC as `Z`, not `+00:00`.
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, date):
         return value.isoformat()
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text

@@ -9,6 +9,9 @@ from starlette.requests import Request
 from tenantry.config import Settings
 
 API_PREFIX = "/api/v1"
+# An `Idempotency-Key`: visible ASCII, spaces only inside (checked by the middleware,
+# stated in the OpenAPI document).
+IDEMPOTENCY_KEY_PATTERN = r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"
 
 
 def api_path(*segments: object) -> str:

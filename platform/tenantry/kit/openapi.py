@@ -28,7 +28,9 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from tenantry.kit.http import IDEMPOTENCY_KEY_PATTERN
 
 PROBLEM_JSON = "application/problem+json"
 BEARER = "bearer"
@@ -111,6 +113,22 @@ def raises(*errors: type[Exception]) -> dict[int | str, dict[str, Any]]:
         status: int = getattr(error, "status", 500)
         responses[status] = {"description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)}
     return responses
+
+
+def documented_body(annotation: Any) -> dict[str, Any]:
+    """`openapi_extra=` for a route whose body the document should show as `annotation`
+    (e.g. a union by `kind`) while the handler validates it with a simpler model."""
+    schema = TypeAdapter(annotation).json_schema(
+        ref_template="#/components/schemas/{model}", by_alias=True
+    )
+    definitions = schema.pop("$defs", {})
+    return {
+        "x-request-body": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        },
+        "x-components": definitions,
+    }
 
 
 # --- names for generated code -----------------------------------------------------------
@@ -216,7 +234,12 @@ def _problem_response(status: int, existing: dict[str, Any]) -> dict[str, Any]:
 def _complete_operation(
     route: Any, method: str, operation: dict[str, Any], rate_limited: set[int]
 ) -> None:
+    body = operation.pop("x-request-body", None)
+    if body is not None:
+        operation["requestBody"] = body
     statuses, security = derived_statuses(route)
+    if method == "POST":
+        statuses.update((400, 409, 422))  # the Idempotency-Key middleware wraps every POST
     if any(p.get("in") in ("query", "path") for p in operation.get("parameters", [])):
         statuses.add(422)  # parameters a handler parses itself (`QueryModel`) count too
     responses: dict[str, Any] = operation.setdefault("responses", {})
@@ -253,8 +276,13 @@ def _complete_operation(
                 "in": "header",
                 "required": False,
                 "description": "Retry safely: the same key and body within 24 h replays "
-                "the first answer and creates nothing",
-                "schema": {"type": "string", "maxLength": 255},
+                "the first answer and creates nothing (another body: 422; while the "
+                "first is still running: 409); a malformed key is 400",
+                "schema": {
+                    "type": "string",
+                    "maxLength": 255,
+                    "pattern": f"^{IDEMPOTENCY_KEY_PATTERN}$",
+                },
             }
         )
 
@@ -274,6 +302,12 @@ def _rename_schemas(doc: dict[str, Any]) -> None:
                 name = ref.removeprefix("#/components/schemas/")
                 if name in renames:
                     node["$ref"] = "#/components/schemas/" + renames[name]
+            pattern = node.get("pattern")
+            if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+                # Our validators (pydantic's regex, Python's fullmatch) take `$` as the end
+                # of the text; Python's `re.search` (jsonschema, schemathesis) also lets it
+                # match before a final newline. `(?!\n)` makes both read it alike.
+                node["pattern"] = pattern + "(?!\\n)"
             if isinstance(node.get("enum"), list) and "x-enum-varnames" not in node:
                 varnames = _enum_varnames(node["enum"])
                 if varnames:
@@ -286,6 +320,28 @@ def _rename_schemas(doc: dict[str, Any]) -> None:
 
     walk(doc)
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
+
+
+def _drop_unused(doc: dict[str, Any]) -> None:
+    """Schemas nothing refers to (a model a documented body replaced) would only become
+    dead classes in generated code."""
+    schemas: dict[str, Any] = doc["components"]["schemas"]
+    used: set[str] = set()
+    pending: list[Any] = [doc["paths"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.removeprefix("#/components/schemas/")
+                if name not in used and name in schemas:
+                    used.add(name)
+                    pending.append(schemas[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    for name in set(schemas) - used:
+        del schemas[name]
 
 
 def api_routes(routes: list[Any]) -> Iterator[Any]:
@@ -313,8 +369,11 @@ def complete(doc: dict[str, Any], routes: list[Any], *, rate_limited: set[int]) 
         for method in route.methods:
             operation = doc["paths"].get(route.path_format, {}).get(method.lower())
             if operation is not None:
+                for name, schema in operation.pop("x-components", {}).items():
+                    schemas.setdefault(name, schema)
                 _complete_operation(route, method, operation, rate_limited)
     _rename_schemas(doc)
+    _drop_unused(doc)
 
 
 def install(app: FastAPI) -> None:

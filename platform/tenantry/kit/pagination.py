@@ -20,4 +20,9 @@ class PageParams(QueryModel):
     """`?limit=&cursor=`; list endpoints with filters extend it with their own fields."""
 
     limit: int = Field(20, ge=1, le=100, description="Page size, 1–100")
-    cursor: str | None = Field(None, max_length=512, description="From next_cursor")
+    cursor: str | None = Field(
+        None,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Opaque: a `next_cursor` this list returned (another is 422)",
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 class Schema(BaseModel):
@@ -14,3 +16,30 @@ class Schema(BaseModel):
 
 class ReadSchema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for an optional field that may be left out but not sent as
+    null (the model refuses null): the document then says exactly that."""
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        kept = [branch for branch in branches if branch.get("type") != "null"]
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    if schema.get("default", 0) is None:
+        del schema["default"]
+
+
+def NotNull(default: Any = None) -> Any:  # noqa: N802  (used like pydantic's Field)
+    """A field that may be omitted, never null: `name: Name | None = NotNull()`."""
+    return Field(default, json_schema_extra=not_null)
+
+
+def trimmed(max_length: int) -> WithJsonSchema:
+    """The document's view of a `strip_whitespace` string of 1..max_length characters:
+    blank is refused, so the schema asks for a character that is not a space."""
+    return WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": r"\S"}
+    )

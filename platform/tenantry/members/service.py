@@ -14,7 +14,7 @@ from tenantry.kit.pagination import Page, PageParams
 from tenantry.members.repository import MembershipRepository
 from tenantry.members.schemas import MemberRead, MemberUpdate
 from tenantry.models import Membership, Role
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 _PRIVILEGED = (Role.ADMIN, Role.OWNER)
 

@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-import sentry_sdk
-from sentry_sdk.integrations.arq import ArqIntegration
-from sentry_sdk.integrations.fastapi import FastApiIntegration
-from sentry_sdk.integrations.logging import LoggingIntegration
-from sentry_sdk.integrations.redis import RedisIntegration
-from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
-from sentry_sdk.integrations.starlette import StarletteIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-from sentry_sdk.transport import Transport
+if TYPE_CHECKING:
+    from sentry_sdk.transport import Transport
 
 from tenantry import __version__
 from tenantry.config import Settings
@@ -116,6 +110,10 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
     """Initialise once per process; a no-op without SENTRY_DSN or when already active."""
     if not settings.sentry_dsn:
         return False
+    # Imported only when reporting is on: sentry_sdk and its integrations are a tenth of
+    # the API's import time, for nothing without a DSN.
+    import sentry_sdk
+
     if sentry_sdk.get_client().is_active() and transport is None:
         return True
     with warnings.catch_warnings():
@@ -128,6 +126,15 @@ def init_sentry(settings: Settings, *, component: str, transport: Transport | No
 
 
 def _init(settings: Settings, transport: Transport | None) -> None:
+    import sentry_sdk
+    from sentry_sdk.integrations.arq import ArqIntegration
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.redis import RedisIntegration
+    from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.environment.value,
@@ -156,7 +163,8 @@ def _init(settings: Settings, transport: Transport | None) -> None:
 
 def capture_exception(exc: BaseException) -> None:
     """Report an exception we answered ourselves (no-op when Sentry is off)."""
-    if sentry_sdk.get_client().is_active():
+    sentry_sdk = sys.modules.get("sentry_sdk")  # never imported: never initialised
+    if sentry_sdk is not None and sentry_sdk.get_client().is_active():
         sentry_sdk.capture_exception(exc)
 
 

@@ -7,9 +7,11 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import NotNull, ReadSchema, Schema, trimmed
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), trimmed(200)
+]
 Description = Annotated[str, Field(max_length=10_000)]
 
 
@@ -21,7 +23,7 @@ class ProjectCreate(Schema):
 class ProjectUpdate(Schema):
     """Only the fields sent change; `description` may be cleared with null."""
 
-    name: Name | None = None
+    name: Name | None = NotNull()
     description: Description | None = None
 
     @field_validator("name")

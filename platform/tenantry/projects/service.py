@@ -13,7 +13,7 @@ from tenantry.kit.responses import serialise
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 
 class ProjectNotFound(NotFound):

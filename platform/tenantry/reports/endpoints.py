@@ -7,11 +7,11 @@ from fastapi.responses import StreamingResponse
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.kit.http import location
-from tenantry.kit.openapi import raises
+from tenantry.kit.openapi import documented_body, raises
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Report
 from tenantry.reports.auth import ReportsRead
-from tenantry.reports.schemas import ReportCreate, ReportQueued, ReportRead
+from tenantry.reports.schemas import ReportCreate, ReportQueued, ReportRead, ReportRequest
 from tenantry.reports.service import CONTENT_TYPES, ReportNotReady
 from tenantry.reports.service import report as report_service
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/reports", tags=["reports"], route_class=UnitOfWorkRo
     "",
     status_code=202,
     response_model=ReportQueued,
+    openapi_extra=documented_body(ReportRequest),
     responses={
         202: {
             "description": "Queued; poll `Location` for its status",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -87,3 +87,48 @@ def parse_params(kind: ReportKind, params: dict[str, Any]) -> dict[str, Any]:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise Unprocessable(detail, extra={"errors": errors}) from None
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- the request as the OpenAPI document shows it -----------------------------------
+# `ReportCreate` validates (and names errors `body.params.<field>`); these say the same
+# thing per kind, so a generated client builds the right `params` for each.
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: ReportFormat = ReportFormat.JSON
+
+
+class TasksReportRequest(_Request):
+    """Every task, or one project's."""
+
+    kind: Literal[ReportKind.TASKS]
+    params: TasksParams = Field(default_factory=TasksParams)
+
+
+class ProjectSummaryReportRequest(_Request):
+    """Per project: counts by status, overdue, per assignee."""
+
+    kind: Literal[ReportKind.PROJECT_SUMMARY]
+    params: NoParams = Field(default_factory=NoParams)
+
+
+class ActivityReportRequest(_Request):
+    """Audit events between two dates (inclusive; `to` not before `from`, ≤ 366 days)."""
+
+    kind: Literal[ReportKind.ACTIVITY]
+    params: DateRange
+
+
+class UsageReportRequest(_Request):
+    """API calls per day between two dates (inclusive; `to` not before `from`, ≤ 366 days)."""
+
+    kind: Literal[ReportKind.USAGE]
+    params: DateRange
+
+
+ReportRequest = Annotated[
+    TasksReportRequest | ProjectSummaryReportRequest | ActivityReportRequest | UsageReportRequest,
+    Field(discriminator="kind"),
+]

@@ -25,7 +25,7 @@ from tenantry.reports.repository import ReportRepository, stale_reports
 from tenantry.reports.schemas import ReportCreate, ReportRead, parse_params
 from tenantry.reports.storage import storage
 from tenantry.users.service import user as user_service
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 CONTENT_TYPES = {ReportFormat.CSV: "text/csv; charset=utf-8", ReportFormat.JSON: "application/json"}
 

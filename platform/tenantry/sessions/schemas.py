@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field
 
-from tenantry.auth.passwords import check_password
-from tenantry.kit.schemas import Schema
+from tenantry.auth.passwords import Password
+from tenantry.kit.schemas import Schema, not_null
 
 
 class LoginForm(BaseModel):
@@ -19,11 +19,15 @@ class LoginForm(BaseModel):
 
     username: str = Field(min_length=1, max_length=320, description="Username or email")
     password: str = Field(min_length=1, max_length=1024)
-    tenant: str | None = Field(None, max_length=100, description="Tenant slug or id")
-    grant_type: str | None = Field(None, pattern="^password$")
+    # A form has no null: optional fields are left out (or sent empty), so the document
+    # says "a string, if present".
+    tenant: str | None = Field(
+        None, max_length=100, description="Tenant slug or id", json_schema_extra=not_null
+    )
+    grant_type: str | None = Field(None, pattern="^password$", json_schema_extra=not_null)
     scope: str = Field("", max_length=200)
-    client_id: str | None = Field(None, max_length=200)
-    client_secret: str | None = Field(None, max_length=200)
+    client_id: str | None = Field(None, max_length=200, json_schema_extra=not_null)
+    client_secret: str | None = Field(None, max_length=200, json_schema_extra=not_null)
 
 
 class TokenPair(BaseModel):
@@ -47,9 +51,7 @@ class PasswordResetRequest(Schema):
 
 class PasswordResetConfirm(Schema):
     token: str = Field(min_length=1, max_length=4096)
-    new_password: str
-
-    _new_password = field_validator("new_password")(check_password)
+    new_password: Password
 
 
 class VerifyEmailRequest(Schema):

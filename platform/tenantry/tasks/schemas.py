@@ -5,15 +5,18 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StrictInt, StringConstraints, field_validator
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import NotNull, ReadSchema, Schema, trimmed
 from tenantry.models import TaskStatus
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), trimmed(200)
+]
 Description = Annotated[str, Field(max_length=10_000)]
-Priority = Annotated[int, Field(ge=1, le=4, description="1 (highest) to 4 (lowest)")]
+# Strict: `true` or `2.0` is refused, not read as 1 or 2.
+Priority = Annotated[StrictInt, Field(ge=1, le=4, description="1 (highest) to 4 (lowest)")]
 
 
 class TaskSort(StrEnum):
@@ -38,10 +41,10 @@ class TaskUpdate(Schema):
     """Only the fields sent change; `description`, `assignee_id` and `due_date` may be
     cleared with null, the others may not."""
 
-    title: Title | None = None
+    title: Title | None = NotNull()
     description: Description | None = None
-    status: TaskStatus | None = None
-    priority: Priority | None = None
+    status: TaskStatus | None = NotNull()
+    priority: Priority | None = NotNull()
     assignee_id: uuid.UUID | None = None
     due_date: date | None = None
 

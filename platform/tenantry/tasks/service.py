@@ -33,7 +33,7 @@ from tenantry.tasks.schemas import (
     TaskRead,
     TaskUpdate,
 )
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 EXPORT_BATCH = 1_000
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")

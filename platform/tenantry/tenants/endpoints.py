@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, UnitOfWorkRoute
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.models import Tenant
@@ -31,9 +34,17 @@ router = APIRouter(tags=["tenants"], route_class=UnitOfWorkRoute)
     status_code=status.HTTP_201_CREATED,
     responses=raises(SlugTaken),
 )
-async def create(body: TenantCreate, principal: TenantsUser, session: SessionDep) -> TenantWithRole:
+async def create(
+    body: TenantCreate,
+    principal: TenantsUser,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> TenantWithRole:
     """Create a tenant; the caller becomes its owner."""
-    return await tenant_service.create(session, principal, body)
+    tenant = await tenant_service.create(session, principal, body)
+    response.headers["Location"] = location(request, "tenants", tenant.id)
+    return tenant
 
 
 @router.get("/tenants", response_model=Page[TenantWithRole], openapi_extra=PageParams.openapi())
@@ -42,6 +53,12 @@ async def list(
 ) -> Page[TenantWithRole]:
     """List the caller's tenants with their role in each."""
     return await tenant_service.list_mine(session, principal, PageParams.parse(request))
+
+
+@router.get("/tenants/{tenant_id}", response_model=TenantWithRole)
+async def get(tenant_id: uuid.UUID, principal: TenantsUser, session: SessionDep) -> TenantWithRole:
+    """One of the caller's tenants, with their role in it."""
+    return await tenant_service.get_mine(session, principal, tenant_id)
 
 
 @router.get("/tenant", response_model=TenantRead)

@@ -41,6 +41,19 @@ class TenantsRepository:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_for_user(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Any | None:
+        """One live tenant of the user's, with their role in it."""
+        stmt = (
+            sa.select(Tenant, col(Membership.role))
+            .join(Membership, col(Membership.tenant_id) == col(Tenant.id))
+            .where(
+                col(Membership.user_id) == user_id,
+                col(Tenant.id) == tenant_id,
+                col(Tenant.deleted_at).is_(None),
+            )
+        )
+        return (await self.session.execute(stmt)).first()
+
     async def page_for_user(
         self, user_id: uuid.UUID, params: PageParams
     ) -> tuple[Sequence[Any], str | None]:

@@ -5,12 +5,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, StringConstraints, WithJsonSchema
 
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.kit.schemas import ReadSchema, Schema, trimmed
 from tenantry.models import Plan, Role, TenantStatus
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 # Slugs that would read as ours in URLs, emails or subdomains.
 RESERVED_SLUGS = frozenset(
@@ -24,11 +24,13 @@ RESERVED_SLUGS = frozenset(
     }
 )  # fmt: skip
 
-TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TenantName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), trimmed(200)
+]
 
 
 def check_slug(value: str) -> str:
-    if not SLUG_PATTERN.match(value):
+    if not SLUG_PATTERN.fullmatch(value):
         raise ValueError(
             "must be 3–63 characters of lowercase letters, digits and hyphens,"
             " starting and ending with a letter or digit"
@@ -38,14 +40,26 @@ def check_slug(value: str) -> str:
     return value
 
 
+Slug = Annotated[
+    str,
+    AfterValidator(check_slug),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 3,
+            "maxLength": 63,
+            # The reserved words are refused too, so the schema says so.
+            "pattern": f"^(?!(?:{'|'.join(sorted(RESERVED_SLUGS))})$){SLUG_PATTERN.pattern}$",
+            "description": "3–63 lowercase letters, digits and hyphens, starting and ending "
+            "with a letter or digit; unique; e.g. `acme-corp`",
+        }
+    ),
+]
+
+
 class TenantCreate(Schema):
     name: TenantName
-    slug: str = Field(description="Lowercase, URL-safe, unique; e.g. `acme-corp`")
-
-    @field_validator("slug")
-    @classmethod
-    def _valid_slug(cls, value: str) -> str:
-        return check_slug(value)
+    slug: Slug
 
 
 class TenantUpdate(Schema):

@@ -26,7 +26,7 @@ from tenantry.tenants.schemas import (
     TenantUpdate,
     TenantWithRole,
 )
-from tenantry.webhooks import events as webhook_events
+from tenantry.webhooks.service import webhook_events
 
 logger = logging.getLogger("tenantry.tenants")
 
@@ -89,6 +89,15 @@ class TenantService:
             for row in rows
         ]
         return Page(items=items, next_cursor=next_cursor)
+
+    async def get_mine(
+        self, session: AsyncSession, principal: Principal, tenant_id: uuid.UUID
+    ) -> TenantWithRole:
+        """A tenant the caller belongs to (another one answers 404, as a missing one)."""
+        row = await TenantsRepository(session).get_for_user(user_id_of(principal), tenant_id)
+        if row is None:
+            raise TenantNotFound()
+        return TenantWithRole(**TenantRead.model_validate(row.Tenant).model_dump(), role=row.role)
 
     async def get_current(self, session: AsyncSession, principal: Principal) -> Tenant:
         tenant = await TenantsRepository(session).get_live(principal.require_tenant())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import Conflict
+from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
@@ -32,9 +33,18 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=UnitOfWorkRoute)
     dependencies=[SignupRateLimit],
     responses=raises(Conflict),
 )
-async def create(data: UserCreate, session: SessionDep, settings: SettingsDep) -> User:
+async def create(
+    data: UserCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> User:
     """Sign up; a welcome email with a verification token follows."""
-    return await user_service.create(session, settings, data)
+    user = await user_service.create(session, settings, data)
+    # The account, as its owner reads it once signed in.
+    response.headers["Location"] = location(request, "users", "me")
+    return user
 
 
 @router.get("/me", response_model=UserMe)

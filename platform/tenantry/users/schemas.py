@@ -5,15 +5,23 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from pydantic import EmailStr, Field, computed_field, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    WithJsonSchema,
+    computed_field,
+    field_validator,
+)
 
-from tenantry.auth.passwords import check_password
-from tenantry.kit.schemas import ReadSchema, Schema
+from tenantry.auth.passwords import Password
+from tenantry.kit.schemas import ReadSchema, Schema, not_null
 from tenantry.models import Role
 
-_USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,50}$")
+_USERNAME = re.compile(r"[A-Za-z0-9_-]{3,50}")
 
 
 def check_username(value: str) -> str:
@@ -22,27 +30,48 @@ def check_username(value: str) -> str:
     return value
 
 
+Username = Annotated[
+    str,
+    AfterValidator(check_username),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_USERNAME.pattern}$",
+            "minLength": 3,
+            "maxLength": 50,
+            "description": "3–50 letters (A–Z, a–z), digits, '_' or '-'",
+        }
+    ),
+]
+
+
 class UserCreate(Schema):
     email: EmailStr = Field(max_length=320)
-    username: str
-    password: str
+    username: Username
+    password: Password
     full_name: str = Field(default="", max_length=200)
-
-    _username = field_validator("username")(check_username)
-    _password = field_validator("password")(check_password)
 
 
 class UserUpdate(Schema):
-    """Only these; `email`, `is_superuser`, `is_active`, `id`… are rejected (422)."""
+    """Only these; `email`, `is_superuser`, `is_active`, `id`… are rejected (422).
+    A new `password` needs the `current_password`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"password": ["current_password"]}}
+    )
 
     full_name: str | None = Field(default=None, max_length=200)
-    password: str | None = None
-    current_password: str | None = Field(default=None, max_length=1024)
+    password: Password | None = None
+    current_password: str | None = Field(
+        default=None, min_length=1, max_length=1024, json_schema_extra=not_null
+    )
 
-    @field_validator("password")
+    @field_validator("current_password")
     @classmethod
-    def _password(cls, value: str | None) -> str | None:
-        return None if value is None else check_password(value)
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("cannot be null; leave it out")
+        return value
 
 
 class UserRead(ReadSchema):

@@ -20,6 +20,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from tenantry.config import Settings
+from tenantry.webhooks.schemas import MAX_URL_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -38,7 +39,6 @@ METADATA = frozenset(
 )
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
-MAX_URL_LENGTH = 2048
 RESOLVE_TIMEOUT_SECONDS = 5.0
 
 

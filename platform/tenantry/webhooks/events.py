@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.jobs import Job, enqueue
+from tenantry.webhooks.schemas import EventName
 
 # API.md "Webhooks": the event catalogue.
 CATALOGUE = (
@@ -49,6 +50,8 @@ CATALOGUE = (
 )
 EVENT_TYPES = frozenset(CATALOGUE)
 ALL = "*"
+# The schemas' literal is what OpenAPI shows; it must list the catalogue exactly.
+assert set(get_args(EventName)) == {ALL, *CATALOGUE}
 PING = "webhook.ping"
 
 _FAN_OUT = sa.text(

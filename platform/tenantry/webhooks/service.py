@@ -17,6 +17,7 @@ from tenantry.kit.responses import serialise
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
+from tenantry.webhooks import events as webhook_events
 from tenantry.webhooks.delivery import CANCEL_PENDING
 from tenantry.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
 from tenantry.webhooks.schemas import (
@@ -31,6 +32,8 @@ from tenantry.webhooks.schemas import (
 from tenantry.webhooks.secrets import Sealer, new_secret
 
 ROTATION_OVERLAP = timedelta(hours=24)
+# Other domains record their events through this service module (one-way layers).
+__all__ = ["webhook", "webhook_events"]
 
 
 class WebhookNotFound(NotFound):
