@@ -1,4 +1,4 @@
-"""The main journey of API.md against a running server: `python bench/contract_journey.py URL`.
+"""The main journey of the API contract against a running server: `python bench/contract_journey.py URL`.
 
 Prints each step's status and the headers the contract names; exits non-zero on the
 first deviation. Used once against `tenantry serve` on real PostgreSQL and Redis.

@@ -34,7 +34,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every knob of the platform; names match API.md."""
+    """Every knob of the platform; names match the documented configuration."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     email_claim_lease_seconds: float = 120.0
     email_relay_interval_seconds: int = 20
 
-    # Outgoing webhooks (API.md "Webhooks"). A 2xx within the timeout succeeds; each
+    # Outgoing webhooks (the contract's "Webhooks" rules). A 2xx within the timeout succeeds; each
     # failure waits the next delay of the schedule (seconds), then the delivery fails.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     # ARQ retries a killed worker's job after the longest job timeout + 10 s, so keep it short.
     report_job_timeout: int = 60
 
-    # Rate limits (API.md "Limits"): requests per RATE_LIMIT_WINDOW_SECONDS, counted in Redis.
+    # Rate limits (the contract's "Limits"): per RATE_LIMIT_WINDOW_SECONDS, counted in Redis.
     rate_limit_enabled: bool = True
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     rate_limit_login: int = Field(default=10, ge=0)  # per client IP and username

@@ -1,4 +1,4 @@
-"""Rate limits counted in Redis and shared by every API process (API.md "Limits").
+"""Rate limits counted in Redis and shared by every API process (the contract's "Limits").
 
 Each decision is one round trip: a Lua script that checks every counter of the request
 and, only if all have room, consumes one from each (INCR, and PEXPIRE on a counter's

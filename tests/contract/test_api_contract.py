@@ -1,4 +1,4 @@
-"""/work/shared/API.md checked from the outside: only HTTP requests, only what a client sees.
+"""The API contract (docs/api/guide.md) checked from the outside: only HTTP requests, only what a client sees.
 
 Each test names the contract line it holds the app to. Rows come from the public API
 (sign-up, login, create) wherever it offers a way; factories only where it cannot

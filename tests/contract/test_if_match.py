@@ -1,4 +1,4 @@
-"""`If-Match` on PATCH and DELETE of projects and tasks (API.md "Optimistic concurrency").
+"""`If-Match` on PATCH and DELETE of projects and tasks (the contract's optimistic concurrency).
 
 A stale or malformed tag answers 412 problem+json and changes nothing; `*` matches an
 object that exists; no header, no check. Two writers racing with the same tag: exactly

@@ -1,4 +1,4 @@
-"""The OpenAPI document describes the server that answers (API.md "The OpenAPI
+"""The OpenAPI document describes the server that answers (the contract: "The OpenAPI
 document is true"): read in-process, checked against the routes that serve it.
 
 The live checks (schemathesis, a generated client) are in `test_live_contract.py`.

@@ -151,6 +151,10 @@ class Load:
     phase: str = "warm-up"
     tallies: dict[str, Tally] = field(default_factory=lambda: collections.defaultdict(Tally))
     acknowledged: list[str] = field(default_factory=list)
+    # Acknowledged creates that first got a 503 or no answer: their first commit may have
+    # landed with its answer lost (PostgreSQL killed mid-commit), which the Redis-held
+    # idempotency record cannot cover; they must exist, and may exist twice.
+    ambiguous: list[str] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _phase_started: float = field(default_factory=time.monotonic)
@@ -202,6 +206,7 @@ class Load:
         """Retried with the same key until acknowledged (or the load stops)."""
         name = f"p-{uuid.uuid4().hex[:12]}"
         key = uuid.uuid4().hex
+        unanswered = False
         while True:
             response = await self._call(
                 client,
@@ -211,8 +216,9 @@ class Load:
                 headers={"Idempotency-Key": key},
             )
             if response is not None and response.status_code == 201:
-                self.acknowledged.append(name)
+                (self.ambiguous if unanswered else self.acknowledged).append(name)
                 return
+            unanswered = unanswered or response is None or response.status_code >= 500
             if self._stop.is_set():
                 return
             await asyncio.sleep(0.2)

@@ -47,7 +47,7 @@ PASSWORD_SCHEMA: dict[str, Any] = {
 
 
 def password_problem(password: str) -> str | None:
-    """The first rule of API.md the password breaks, phrased for a 422, or None."""
+    """The first password rule the password breaks, phrased for a 422, or None."""
     if len(password) < MIN_LENGTH:
         return f"Password must be at least {MIN_LENGTH} characters long"
     if len(password) > MAX_LENGTH:

@@ -1,4 +1,4 @@
-"""Roles and removal, with the rules of API.md: admins manage members and viewers, only
+"""Roles and removal, with the rules of the API contract: admins manage members and viewers, only
 owners grant or take admin and owner, and a tenant never loses its last owner."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
 Why this order: holding the row lock across the SMTP conversation would pin a database
 connection per email in flight and still not make delivery exactly-once. Two workers
 never send the same row, because the claim is atomic and the lease outlasts a send.
-The one duplicate left is the window API.md names: the SMTP server accepted the message
+The one duplicate left is the window the contract names: the SMTP server accepted the message
 and the worker died (or lost the database) before step 3 committed; the row stays
 pending, its lease runs out, the relay re-enqueues it and it is sent again. (A timeout
 waiting for the server's answer to DATA is the same ambiguity from the other side, so

@@ -46,7 +46,7 @@ class NoParams(_Params):
 
 
 class DateRange(_Params):
-    """Inclusive ISO dates, as API.md's `params.from` and `params.to`."""
+    """Inclusive ISO dates, as the contract's `params.from` and `params.to`."""
 
     from_: date = Field(alias="from")
     to: date

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.jobs import Job, enqueue
 from tenantry.webhooks.schemas import EventName
 
-# API.md "Webhooks": the event catalogue.
+# The event catalogue (docs/webhooks.md).
 CATALOGUE = (
     "project.created",
     "project.updated",
