@@ -26,32 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.jobs import Job, enqueue
 from tenantry.webhooks.schemas import EventName
 
-# The event catalogue (docs/webhooks.md).
-CATALOGUE = (
-    "project.created",
-    "project.updated",
-    "project.deleted",
-    "task.created",
-    "task.updated",
-    "task.deleted",
-    "comment.created",
-    "comment.deleted",
-    "member.added",
-    "member.updated",
-    "member.removed",
-    "invitation.created",
-    "invitation.accepted",
-    "api_key.created",
-    "api_key.revoked",
-    "report.succeeded",
-    "report.failed",
-    "tenant.updated",
-    "webhook.ping",
-)
+# The event catalogue (docs/webhooks.md): the schema's names, less the "*" wildcard.
+CATALOGUE = tuple(name for name in get_args(EventName) if name != "*")
 EVENT_TYPES = frozenset(CATALOGUE)
 ALL = "*"
-# The schemas' literal is what OpenAPI shows; it must list the catalogue exactly.
-assert set(get_args(EventName)) == {ALL, *CATALOGUE}
 PING = "webhook.ping"
 
 _FAN_OUT = sa.text(
