@@ -101,6 +101,12 @@ class InstrumentatorMiddleware:
     latency and sizes by method, route template (`none` when nothing matches) and exact
     status; an in-progress gauge; `/metrics` itself is not counted. Sits outermost, so
     it records the status the client really got (the shell's 413, 500 or 503).
+
+    Measured (`bench/http_metrics.py`, 60 routes, quiet 2-core machine, FastAPI 0.165,
+    instrumentator 7.1): bare 168 µs per in-process request, this middleware +94 µs
+    (access-log call included), the library's +88 µs (metrics only). The library has
+    caught up with the flattening cost this class was written for; what still keeps it
+    is the access log and the outermost status from one wrapper. Switching is open.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -167,7 +167,13 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: what log shippers (Loki, CloudWatch, ELK) index."""
+    """One JSON object per line: what log shippers (Loki, CloudWatch, ELK) index.
+
+    Kept over python-json-logger for its shape (UTC ISO `ts`, lower-case `level`,
+    redacted exceptions) at no cost: `bench/log_formatter.py` (quiet machine) formats an
+    access line in 4.3 µs here, 5.3 µs with python-json-logger's orjson formatter and
+    9.0 µs with its json one.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
