@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from arq.connections import ArqRedis
 from redis import exceptions as redis_exc
@@ -30,6 +31,7 @@ from tenantry.config import Settings
 from tenantry.jobs import json_dumps, json_loads
 
 logger = logging.getLogger("tenantry.redis")
+T = TypeVar("T")
 
 # What a dead or hung Redis raises; a ResponseError means Redis answered, so it is not here.
 FAILURES: tuple[type[BaseException], ...] = (
@@ -117,36 +119,32 @@ class Breaker:
         if probe:
             self._probing = False
 
+    async def guard(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis call under the breaker: refused while open, its outcome recorded."""
+        probe = self.admit()
+        try:
+            result = await call()
+        except FAILURES as exc:
+            self.failed(exc, probe)
+            raise
+        except BaseException:
+            self.released(probe)
+            raise
+        self.succeeded(probe)
+        return result
+
 
 class GuardedPipeline(Pipeline):
     breaker: Breaker
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        probe = self.breaker.admit()
-        try:
-            result = await super().execute(raise_on_error)
-        except FAILURES as exc:
-            self.breaker.failed(exc, probe)
-            raise
-        except BaseException:
-            self.breaker.released(probe)
-            raise
-        self.breaker.succeeded(probe)
-        return result
+        execute = super().execute
+        return await self.breaker.guard(lambda: execute(raise_on_error))
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         # WATCH and the commands after it run at once, outside execute().
-        probe = self.breaker.admit()
-        try:
-            result = await super().immediate_execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except FAILURES as exc:
-            self.breaker.failed(exc, probe)
-            raise
-        except BaseException:
-            self.breaker.released(probe)
-            raise
-        self.breaker.succeeded(probe)
-        return result
+        immediate = super().immediate_execute_command
+        return await self.breaker.guard(lambda: immediate(*args, **options))  # type: ignore[no-untyped-call]
 
 
 class GuardedRedis(ArqRedis):
@@ -157,24 +155,19 @@ class GuardedRedis(ArqRedis):
         self.breaker = breaker
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        probe = self.breaker.admit()
-        try:
+        send = super().execute_command
+
+        async def once_more_on_a_dead_connection() -> Any:
             try:
-                result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+                return await send(*args, **options)  # type: ignore[no-untyped-call]
             except redis_exc.TimeoutError:
                 raise
             except redis_exc.ConnectionError:
                 # A pooled connection that died with a restarted Redis fails once; a new
                 # one is refused at once if Redis is really down, or works if it is back.
-                result = await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except FAILURES as exc:
-            self.breaker.failed(exc, probe)
-            raise
-        except BaseException:
-            self.breaker.released(probe)
-            raise
-        self.breaker.succeeded(probe)
-        return result
+                return await send(*args, **options)  # type: ignore[no-untyped-call]
+
+        return await self.breaker.guard(once_more_on_a_dead_connection)
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         pipe = GuardedPipeline(
