@@ -180,9 +180,14 @@ class ResilientWorker(Worker):
     async def _start_one(self, job_id: str) -> bool:
         in_progress_key = in_progress_key_prefix + job_id
         async with self.pool.pipeline(transaction=True) as pipe:
-            await pipe.watch(in_progress_key)
-            ongoing_exists = await pipe.exists(in_progress_key)
-            score = await pipe.zscore(self.queue_name, job_id)
+            try:
+                await pipe.watch(in_progress_key)
+                ongoing_exists = await pipe.exists(in_progress_key)
+                score = await pipe.zscore(self.queue_name, job_id)
+            except WatchError as exc:
+                # redis-py reports a connection lost while watching as a WatchError;
+                # here it is an outage to ride out, not a race lost to another worker.
+                raise redis_exc.ConnectionError(str(exc)) from exc
             if ongoing_exists or not score or score > timestamp_ms():
                 return False  # running elsewhere, finished, or deferred again
             pipe.multi()  # type: ignore[no-untyped-call]

@@ -168,3 +168,50 @@ async def test_worker_starts_before_redis(tmp_path: Path, settings: Settings) ->
         await worker.close()
         if server is not None:
             server.stop()
+
+
+async def test_connection_lost_while_starting_a_job_is_an_outage(
+    valkey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis dies between WATCH and the reads that start a job: redis-py says WatchError,
+    which must reach the main loop as the outage it is (ridden out), not as a lost race,
+    and the slot must be given back. CI caught the worker dying of exactly this."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    url = f"redis://127.0.0.1:{valkey.port}/0"
+    worker = ResilientWorker(
+        functions=[func(record, name="t.record")],
+        queue_name="watch:queue",
+        redis_settings=RedisSettings.from_dsn(url),
+        handle_signals=False,
+    )
+    await worker._connect()
+    killer: ArqRedis = await create_pool(RedisSettings.from_dsn(url))
+    real_pipeline = worker.pool.pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = real_pipeline(*args, **kwargs)
+        real_watch = pipe.watch
+
+        async def watch(*names: Any) -> Any:
+            result = await real_watch(*names)
+            # Every other client's connection goes, as when the server restarts.
+            await killer.execute_command(  # type: ignore[no-untyped-call]
+                "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"
+            )
+            return result
+
+        pipe.watch = watch  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(worker.pool, "pipeline", pipeline)
+    try:
+        await killer.zadd("watch:queue", {"job-1": 1})
+        with pytest.raises(RedisConnectionError):
+            await worker.start_jobs([b"job-1"])
+        assert worker.job_counter == 0
+        assert not worker.sem.locked()
+        assert worker.tasks == {}
+    finally:
+        await killer.aclose()
+        await worker.close()
