@@ -140,3 +140,18 @@ def test_expanding_parameters_are_refused(db: Database) -> None:
     stmt = sa.select(col(Task.id)).where(col(Task.id).in_([uuid.uuid4()]))
     with pytest.raises(ValueError, match="expanding"):
         compiled(stmt, db.engine.dialect)
+
+
+async def test_users_me_reads_the_account_and_its_tenants_raw(
+    client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+) -> None:
+    """The RLS user arm needs `app.user_id` in the lane: without it, no tenants."""
+    assert owner.tenant is not None
+    second = await make_tenant(db)
+    await make_actor(db, settings, tenant=second, role=Role.MEMBER)  # someone else's
+    response = await client.get("/api/v1/users/me", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == str(owner.user.id)
+    assert [m["tenant_id"] for m in body["memberships"]] == [str(owner.tenant.id)]
+    assert body["memberships"][0]["role"] == "owner"
