@@ -17,9 +17,9 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
+from tenantry.kit.precondition import Precondition
 from tenantry.kit.responses import serialise
 from tenantry.members.service import member as member_service
 from tenantry.models import Task, Tenant

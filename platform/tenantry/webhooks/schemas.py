@@ -9,8 +9,8 @@ from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import NotNull, ReadSchema, Schema
 from tenantry.models import DeliveryStatus, EndpointStatus
+from tenantry.webhooks.addresses import MAX_URL_LENGTH
 
-MAX_URL_LENGTH = 2048
 ALL = "*"
 Url = Annotated[
     str,
