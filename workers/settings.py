@@ -116,7 +116,7 @@ def cron_jobs() -> list[CronJob]:
         ),
         cron(
             webhooks.relay,
-            name="webhooks.relay",
+            name=Job.RELAY_WEBHOOKS.value,
             second=set(
                 range(0, 60, max(1, min(60, get_settings().webhook_relay_interval_seconds)))
             ),
@@ -125,7 +125,12 @@ def cron_jobs() -> list[CronJob]:
             max_tries=1,
         ),
         cron(
-            webhooks.prune, name="webhooks.prune", minute={17}, second={30}, timeout=50, max_tries=1
+            webhooks.prune,
+            name=Job.PRUNE_WEBHOOKS.value,
+            minute={17},
+            second={30},
+            timeout=50,
+            max_tries=1,
         ),
         cron(
             tenants.relay_purges,

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from arq import Retry
 
-from tenantry.jobs import Job
 from tenantry.tenants.purge import DEFAULT_BATCH_SIZE, purger
-from tenantry.tenants.service import purge_job_id
-from workers.context import ctx_db
+from tenantry.tenants.service import tenant as tenant_service
+from workers.context import ctx_db, unit_of_work
 
 # One run works this long, then hands over to the next run of the same job: the purge
 # of a huge tenant never needs a job timeout longer than the worker's (which would also
 # lengthen how long every job of a killed worker waits to be picked up again).
 PURGE_RUN_SECONDS = 40.0
 PURGE_MAX_TRIES = 1000
-# A deleted tenant still present this long after its deletion has lost its purge
-# (Redis was down at enqueue, or the job gave up); the relay enqueues it again.
-PURGE_OVERDUE_AFTER = timedelta(minutes=10)
 
 
 async def purge(
@@ -50,10 +45,5 @@ async def purge(
 
 async def relay_purges(ctx: dict[str, Any]) -> int:
     """Re-enqueue purges that a Redis outage or an exhausted job left undone."""
-    tenant_ids = await purger.overdue(ctx_db(ctx), older_than=PURGE_OVERDUE_AFTER)
-    for tenant_id in tenant_ids:
-        # ARQ's own pool enqueues on the worker's queue by default.
-        await ctx["redis"].enqueue_job(
-            Job.PURGE_TENANT.value, _job_id=purge_job_id(tenant_id), tenant_id=str(tenant_id)
-        )
-    return len(tenant_ids)
+    async with unit_of_work(ctx) as session:
+        return await tenant_service.relay_purges(session)

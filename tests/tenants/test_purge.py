@@ -26,11 +26,11 @@ from tenantry.db import Database
 from tenantry.jobs import Job
 from tenantry.models import AuditEvent, AuthSession, EmailOutbox, Role, Tenant
 from tenantry.tenants.purge import purger, tenant_tables
-from tenantry.tenants.service import purge_job_id
+from tenantry.tenants.service import PURGE_OVERDUE_AFTER, purge_job_id
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.tenancy import count_rows, make_api_key, make_invitation
 from workers.settings import WorkerSettings
-from workers.tenants import PURGE_OVERDUE_AFTER, relay_purges
+from workers.tenants import relay_purges
 
 pytestmark = pytest.mark.committed
 

@@ -15,7 +15,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -23,7 +22,6 @@ from sqlmodel import col
 
 from tenantry.db import Database
 from tenantry.models import EmailOutbox, Tenant, metadata
-from tenantry.models.base import utcnow
 
 logger = logging.getLogger("tenantry.tenants.purge")
 
@@ -169,17 +167,6 @@ class TenantPurger:
         if batch:
             deleted += await redis.unlink(*batch)
         return deleted
-
-    async def overdue(self, db: Database, *, older_than: timedelta) -> list[uuid.UUID]:
-        """Deleted tenants whose purge should have finished (a lost enqueue, a dead job)."""
-        async with db.session_scope() as session:
-            rows = await session.execute(
-                sa.select(col(Tenant.id)).where(
-                    col(Tenant.deleted_at).is_not(None),
-                    col(Tenant.deleted_at) < utcnow() - older_than,
-                )
-            )
-            return list(rows.scalars().all())
 
 
 purger = TenantPurger()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from sqlmodel import col
 from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.models import Membership, Tenant
+from tenantry.models.base import utcnow
 
 # In the order the user joined them.
 JOINED_FIRST = by_created(col(Membership.created_at), col(Membership.id), descending=False)
@@ -40,6 +42,13 @@ class TenantsRepository:
         if lock:
             stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def deleted_before(self, age: timedelta) -> list[uuid.UUID]:
+        """Tenants deleted longer ago than `age` and still present (not purged yet)."""
+        stmt = sa.select(col(Tenant.id)).where(
+            col(Tenant.deleted_at).is_not(None), col(Tenant.deleted_at) < utcnow() - age
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
 
     async def get_for_user(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Any | None:
         """One live tenant of the user's, with their role in it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,11 @@ class SlugTaken(Conflict):
 class TenantNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("Tenant not found")
+
+
+# A deleted tenant still present this long after its deletion has lost its purge
+# (Redis was down at enqueue, or the job gave up); the relay enqueues it again.
+PURGE_OVERDUE_AFTER = timedelta(minutes=10)
 
 
 def purge_job_id(tenant_id: object) -> str:
@@ -143,8 +149,20 @@ class TenantService:
             session, principal, "tenant.deleted", target_type="tenant", target_id=tenant.id
         )
         logger.info("tenant %s (%s) deleted by user %s", tenant.id, tenant.slug, principal.user_id)
-        enqueue(session, Job.PURGE_TENANT, job_id=purge_job_id(tenant.id), tenant_id=str(tenant.id))
+        _enqueue_purge(session, tenant.id)
         return TenantDeleted(id=tenant.id, slug=tenant.slug, deleted_at=tenant.deleted_at)
+
+    async def relay_purges(self, session: AsyncSession) -> int:
+        """Enqueue again every purge that a Redis outage or an exhausted job left undone
+        (the jobs leave after this commit, like every job)."""
+        overdue = await TenantsRepository(session).deleted_before(PURGE_OVERDUE_AFTER)
+        for tenant_id in overdue:
+            _enqueue_purge(session, tenant_id)
+        return len(overdue)
+
+
+def _enqueue_purge(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    enqueue(session, Job.PURGE_TENANT, job_id=purge_job_id(tenant_id), tenant_id=str(tenant_id))
 
 
 tenant = TenantService()
