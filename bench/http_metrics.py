@@ -22,8 +22,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from tenantry.observability.http import InstrumentatorMiddleware
-from tenantry.observability.metrics import init_known_series
+from tenantry.observability.http import instrument
 
 
 def build(kind: str) -> FastAPI:
@@ -41,8 +40,7 @@ def build(kind: str) -> FastAPI:
 
         app.include_router(router, prefix="/api/v1")
     if kind == "ours":
-        init_known_series()
-        app.add_middleware(InstrumentatorMiddleware)
+        instrument(app)
     elif kind == "library":
         Instrumentator(registry=CollectorRegistry()).instrument(app)
     return app
