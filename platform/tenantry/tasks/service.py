@@ -17,10 +17,9 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition
+from tenantry.kit.conditions import Precondition, writable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import serialise
 from tenantry.members.service import member as member_service
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
@@ -67,11 +66,7 @@ class TaskService:
         """The task, locked for this transaction when a precondition must hold until
         the write (a concurrent writer waits, then sees the new version)."""
         task = await repo.get(id, for_update=precondition is not None)
-        if task is None:
-            raise TaskNotFound()
-        if precondition is not None:
-            precondition.check(serialise(TaskRead.model_validate(task)).etag)
-        return task
+        return writable(task, TaskNotFound, TaskRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate

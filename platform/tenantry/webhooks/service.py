@@ -13,9 +13,8 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.config import Settings
 from tenantry.errors import Conflict, NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition
+from tenantry.kit.conditions import Precondition, writable
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import serialise
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
@@ -92,11 +91,7 @@ class WebhookService:
         here still holds at the write."""
         repo = self._repo(session, principal)
         endpoint = await (repo.get_for_update(id) if lock else repo.get(id))
-        if endpoint is None:
-            raise WebhookNotFound()
-        if precondition is not None:
-            precondition.check(serialise(WebhookRead.model_validate(endpoint)).etag)
-        return endpoint
+        return writable(endpoint, WebhookNotFound, WebhookRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, settings: Settings, principal: Principal, data: WebhookCreate
