@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.config import Settings
 from tenantry.db import Database
-from tenantry.jobs import send_jobs, take_jobs
+from tenantry.jobs import Job, send_jobs, take_jobs
 from tenantry.kit.http import api_path, public_link
 from tenantry.members.service import member as member_service
 from tenantry.notifications.outbox import queue_email
@@ -55,7 +55,8 @@ from tenantry.observability.metrics import (
     WEBHOOK_ENDPOINTS_DISABLED,
 )
 from tenantry.tenants.service import tenant as tenant_service
-from tenantry.webhooks import addresses
+from tenantry.webhooks import addresses, maintenance
+from tenantry.webhooks.events import generation_key, wake_job_id
 from tenantry.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
 from tenantry.webhooks.secrets import SealedSecretError, Sealer, signature_header
 
@@ -65,6 +66,10 @@ RESPONSE_BODY_LIMIT = 1024
 # A claim's lease outlasts the whole send (bounded by the timeout) and its record.
 LEASE_MARGIN_SECONDS = 15.0
 USER_AGENT = "Tenantry-Webhooks/1"
+# One job sends for this long at most, then hands over to a fresh job: a busy endpoint
+# never needs a long job timeout (which would also delay ARQ's re-run of a killed job).
+DRAIN_SECONDS = 20.0
+GENERATION_TTL_SECONDS = 24 * 3600
 
 
 class Outcome(StrEnum):
@@ -150,7 +155,79 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
+async def _wake(
+    redis: ArqRedis,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    defer_by: float | None = None,
+    job_id: str | None = None,
+) -> None:
+    if job_id is None:
+        generation = await redis.get(generation_key(tenant_id, endpoint_id))
+        job_id = f"{wake_job_id(endpoint_id)}:{int(generation or 0)}"
+    await redis.enqueue_job(
+        Job.DELIVER_WEBHOOKS.value,
+        tenant_id=str(tenant_id),
+        endpoint_id=str(endpoint_id),
+        _job_id=job_id,
+        _defer_by=defer_by,
+    )
+
+
 class WebhookDelivery:
+    async def drain(
+        self,
+        db: Database,
+        settings: Settings,
+        redis: ArqRedis,
+        tenant_id: uuid.UUID,
+        endpoint_id: uuid.UUID,
+    ) -> int:
+        """Send this endpoint's due deliveries one after another until none is due, its
+        concurrency cap is reached, or DRAIN_SECONDS are spent; how many were tried.
+
+        Bumping the generation first means any wake-up sent from now on gets a new job id
+        and is not absorbed by this job (which may already have looked for the last time).
+        """
+        key = generation_key(tenant_id, endpoint_id)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, GENERATION_TTL_SECONDS)
+            await pipe.execute()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        tried = 0
+        while True:
+            result = await self.attempt_next(db, settings, tenant_id, endpoint_id, redis)
+            if result is None:
+                return tried
+            tried += 1
+            if result.retry_in is not None:
+                retry_id = f"{wake_job_id(endpoint_id)}:retry:{result.delivery_id}:{result.attempt}"
+                await _wake(
+                    redis, tenant_id, endpoint_id, defer_by=result.retry_in, job_id=retry_id
+                )
+            if result.disabled or not result.more_due:
+                # Nothing else was due at the claim; whatever is committed since then woke
+                # a job of its own (the generation this job bumped makes it a new one).
+                return tried
+            if time.monotonic() >= deadline:
+                await _wake(redis, tenant_id, endpoint_id)
+                return tried
+            # Another job may take the next one at the same time, up to the cap.
+            await _wake(redis, tenant_id, endpoint_id)
+
+    async def relay(self, db: Database, settings: Settings, redis: ArqRedis) -> int:
+        """Wake endpoints whose due deliveries have no job (Redis lost it, a worker died
+        mid-send and its lease ran out); how many."""
+        grace = float(settings.webhook_relay_interval_seconds)
+        due = await maintenance.due_endpoints(db, grace=grace)
+        for item in due:
+            await _wake(redis, item.tenant_id, item.endpoint_id)
+        if due:
+            logger.info("relayed deliveries of %d webhook endpoint(s)", len(due))
+        return len(due)
+
     async def attempt_next(
         self,
         db: Database,
