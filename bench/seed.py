@@ -2,7 +2,9 @@
 
 Rows go in with COPY as the PostgreSQL superuser (bulk loads are not what we measure);
 the API under test still connects as the RLS-bound app role. Writes a targets file with
-one line per tenant: `<tenant_id> <project_id> <task_id> <access token>`.
+one line per tenant: `<tenant_id> <project_id> <task_id> <access token> <project_id>
+<task_id>`, the last two in the tenant's second project, which the write benchmarks use
+(so the first project's pages, and the cursors into them, stay as seeded).
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ async def seed(
         projects = [uuid.uuid4() for _ in range(PROJECTS_PER_TENANT)]
         for number, project_id in enumerate(projects):
             project_rows.append((project_id, tenant_id, f"Project {number}", None, now, now))
-        first_task = None
+        first_tasks: list[uuid.UUID] = []
         for number in range(tasks):
             task_id = uuid.uuid4()
-            first_task = first_task or task_id
+            if number < PROJECTS_PER_TENANT:
+                first_tasks.append(task_id)
             created = now - timedelta(seconds=tasks - number)
             task_rows.append(
                 (
@@ -90,7 +93,9 @@ async def seed(
         token = tokens.create_access_token(
             settings, user_id=user_id, tenant_id=tenant_id, role="owner", session_id=session_id
         )
-        lines.append(f"{tenant_id} {projects[0]} {first_task} {token}")
+        lines.append(
+            f"{tenant_id} {projects[0]} {first_tasks[0]} {token} {projects[1]} {first_tasks[1]}"
+        )
 
     await conn.copy_records_to_table(
         "tenants", records=tenant_rows, columns=["id", "name", "slug", "plan", "status"]

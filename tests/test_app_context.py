@@ -68,10 +68,25 @@ async def test_a_value_is_data_not_sql(conn: asyncpg.Connection) -> None:
         assert await conn.fetchval("SELECT current_setting('app.user_id', true)") in (None, "")
 
 
-async def test_the_credential_check_runs_in_an_explicit_transaction(db: Database) -> None:
+async def test_the_credential_check_runs_in_an_explicit_transaction_on_citus(
+    db: Database,
+) -> None:
     """An autocommit statement's SET LOCAL would not reach Citus's workers."""
+    db.citus = True
     row = await db.fetch_one("SELECT current_setting('transaction_read_only') AS read_only")
     assert row == {"read_only": "on"}
+
+
+async def test_the_credential_check_is_one_statement_on_a_single_postgresql(
+    db: Database, conn: asyncpg.Connection
+) -> None:
+    """No BEGIN/COMMIT round trips where nothing needs them; and the detection that
+    chooses agrees with the server."""
+    citus = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'citus'")
+    assert await db.detect_citus() is bool(citus)
+    db.citus = False
+    row = await db.fetch_one("SELECT current_setting('transaction_read_only') AS read_only")
+    assert row == {"read_only": "off"}  # no BEGIN READ ONLY was sent
 
 
 def test_no_code_sets_an_rls_input_but_through_set_app_context() -> None:

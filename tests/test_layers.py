@@ -41,6 +41,7 @@ MODULES = {
     "tenantry.config": CORE,
     "tenantry.context": CORE,
     "tenantry.errors": CORE,
+    "tenantry.error_handlers": EDGE,
     "tenantry.jobs": CORE,
     "tenantry.kit": CORE,
     "tenantry.observability": CORE,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -149,12 +149,186 @@ async def end_read_only_transaction(session: AsyncSession) -> None:
     await session.commit()
 
 
+_Opening = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+def _literal(value: uuid.UUID | None) -> str:
+    # A UUID's text is hex digits and dashes: safe as a literal by construction.
+    return f"'{uuid.UUID(str(value))}'" if value is not None else "''"
+
+
+def _begin(tenant_id: uuid.UUID | None, user_id: uuid.UUID | None) -> _Opening:
+    """BEGIN READ ONLY with the RLS context, in one round trip (simple query protocol)."""
+    sql = (
+        "BEGIN READ ONLY; SELECT set_app_context("
+        f"{_literal(tenant_id)}, {_literal(user_id)}, '', '', '')"
+    )
+
+    async def opening(connection: asyncpg.Connection) -> None:
+        await connection.execute(sql)
+
+    return opening
+
+
+def _fetchrow(query: str, args: Sequence[Any]) -> _Opening:
+    async def opening(connection: asyncpg.Connection) -> Any:
+        return await connection.fetchrow(query, *args)
+
+    return opening
+
+
+class _Connection:
+    """A checked-out asyncpg connection and what its opening statement returned."""
+
+    __slots__ = ("driver", "opening_result")
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self.driver = driver
+        self.opening_result: Any = None
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        return await self.driver.fetchrow(query, *args)
+
+
+async def _give_back(pooled: Any, connection: _Connection, error: BaseException | None) -> None:
+    """End the transaction we began (SQLAlchemy's pool would not: it rolls back only
+    what it began itself) and return the connection, or invalidate it when its state
+    is unknown."""
+    driver = connection.driver
+    if error is not None and (
+        not isinstance(error, asyncpg.PostgresError) or isinstance(error, _CONNECTION_LOST)
+    ):
+        await greenlet_spawn(pooled.invalidate, error)
+        await greenlet_spawn(pooled.close)
+        return
+    try:
+        if driver.is_in_transaction():
+            await driver.execute("COMMIT" if error is None else "ROLLBACK")
+    except BaseException as exc:
+        await greenlet_spawn(pooled.invalidate, exc)
+        raise
+    finally:
+        await greenlet_spawn(pooled.close)
+
+
+class RawReads:
+    """Runs SQLAlchemy Core selects on a raw asyncpg connection.
+
+    Each statement is compiled once per shape (SQLAlchemy's own cache key, as its
+    engine does) and its parameters re-bound from the statement at hand. Rows come
+    back as plain dicts with the driver's values (UUID, datetime, str, int).
+    """
+
+    def __init__(self, connection: _Connection, dialect: sa.Dialect) -> None:
+        self.connection = connection.driver
+        self.dialect = dialect
+
+    async def all(
+        self, stmt: sa.Select[*tuple[Any, ...]], values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        sql, args = compiled(stmt, self.dialect, values)
+        return [dict(record.items()) for record in await self.connection.fetch(sql, *args)]
+
+
+class SessionReads:
+    """The same interface over a session or connection already in a transaction (a write
+    request's reads must see its own writes; tests run inside one transaction)."""
+
+    def __init__(self, executor: AsyncSession | AsyncConnection) -> None:
+        self.executor = executor
+
+    async def all(
+        self, stmt: sa.Select[*tuple[Any, ...]], values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        result = await self.executor.execute(stmt, dict(values) if values else None)
+        return [dict(row) for row in result.mappings().all()]
+
+
+Reads = RawReads | SessionReads
+
+_DATABASE = "database"
+_READ_ONLY = "read_only"
+
+
+def mark_read_only(session: AsyncSession, db: Database) -> None:
+    """Let `session`'s row reads take `db.reads()` while it has begun nothing (a GET)."""
+    session.info[_DATABASE] = db
+    session.info[_READ_ONLY] = True
+
+
+@asynccontextmanager
+async def reads_for(session: AsyncSession) -> AsyncIterator[Reads]:
+    """Where a repository reads plain rows: the session's own transaction once it has
+    one, or when the request may write (its reads must see its writes, and a second
+    connection per request would halve the pool under write load); else, for a GET,
+    a read-only transaction of its own under the session's RLS context."""
+    db: Database | None = session.info.get(_DATABASE)
+    if db is None or not session.info.get(_READ_ONLY) or session.in_transaction():
+        yield SessionReads(session)
+        return
+    tenant_id, user_id = session.info.get(_CONTEXT, (None, None))
+    async with db.reads(tenant_id, user_id) as reads:
+        yield reads
+
+
+_COMPILED: dict[Any, Any] = {}
+_COMPILED_MAX = 512
+
+
+def compiled(
+    stmt: sa.Select[*tuple[Any, ...]], dialect: sa.Dialect, values: Mapping[str, Any] | None = None
+) -> tuple[str, list[Any]]:
+    """`stmt` as the driver's SQL (`$n` placeholders) and its positional arguments,
+    `values` filling its `bindparam` placeholders."""
+    key = stmt._generate_cache_key()
+    compiled = _COMPILED.get(key.key) if key is not None else None
+    if compiled is None:
+        compiled = stmt.compile(dialect=dialect, cache_key=key)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("expanding parameters (IN lists) are not supported here")
+        if key is not None:
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.clear()
+            _COMPILED[key.key] = compiled
+    params = compiled.construct_params(
+        dict(values) if values else None,
+        extracted_parameters=key.bindparams if key is not None else None,
+        escape_names=False,
+    )
+    processors: Mapping[str, Any] = compiled._bind_processors
+    args = []
+    for name in compiled.positiontup or ():
+        value = params[name]
+        processor = processors.get(name)
+        args.append(processor(value) if processor is not None and value is not None else value)
+    return compiled.string, args
+
+
 class Database:
     """The engine and its sessionmaker, built once per process."""
 
     def __init__(self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]):
         self.engine = engine
         self.sessionmaker = sessionmaker
+        # Until `detect_citus()` says otherwise, assume the cluster: its reads are the
+        # ones that must run in an explicit transaction (see `fetch_one`).
+        self.citus = True
+
+    async def detect_citus(self) -> bool:
+        """Learn whether the database is a Citus coordinator (once, at startup).
+
+        On an error (the database is down at startup) it stays assumed, which is
+        correct everywhere and merely costs two round trips per credential check.
+        """
+        try:
+            async with self.engine.connect() as connection:
+                found = await connection.exec_driver_sql(
+                    "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
+                )
+                self.citus = found.scalar() is not None
+        except Exception:
+            self.citus = True
+        return self.citus
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -168,16 +342,48 @@ class Database:
         """One read-only statement on a pooled connection, straight through asyncpg.
 
         For the credential check every request makes: through the ORM its four round
-        trips cost more CPU than the rest of a cached read. The statement runs in an
-        explicit transaction of its own (BEGIN … COMMIT), so it sees no RLS context but
-        what it sets itself, and a context it sets with `SET LOCAL` reaches Citus's
-        workers (an autocommit statement's would not).
+        trips cost more CPU than the rest of a cached read. On a single PostgreSQL the
+        statement runs alone, in its own implicit transaction: one round trip, and it
+        sees no RLS context but what it sets itself. On Citus it runs in an explicit
+        transaction (BEGIN READ ONLY … COMMIT), because a context it sets with `SET
+        LOCAL` reaches the workers only from inside a transaction block; those two round
+        trips more cost a cached read about a fifth of its CPU (bench/run.py), which is
+        why a single database does without them.
+        """
+        if self.citus:
+            async with self._checked_out(_begin(None, None)) as connection:
+                record = await connection.fetchrow(query, *args)
+        else:
+            async with self._checked_out(_fetchrow(query, args)) as connection:
+                record = connection.opening_result
+        return None if record is None else dict(record.items())
 
-        A pooled connection found dead (the database restarted, a proxy dropped it) is
-        invalidated and the read, having changed nothing, moves on to the next one, until
-        one answers or a fresh connection cannot be made (a 503): after a restart every
-        idle connection is dead, and each fails at once. A timeout or a cancellation
-        invalidates the connection (its state is unknown) and is not retried.
+    @asynccontextmanager
+    async def reads(
+        self, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None
+    ) -> AsyncIterator[Reads]:
+        """A read-only transaction under a tenant's RLS context, for a GET's rows.
+
+        The ORM session would spend four round trips (BEGIN, the context, the query,
+        COMMIT), a greenlet hop for each, and its execution and row machinery on rows
+        that are only serialised. Here BEGIN and the context travel together as one
+        simple-protocol message (the ids are UUIDs, rendered as literals), statements run
+        straight on asyncpg with SQLAlchemy's compiled SQL, and COMMIT ends it: three
+        round trips, on a connection held only for as long as the reads take.
+        """
+        async with self._checked_out(_begin(tenant_id, user_id)) as connection:
+            yield RawReads(connection, self.engine.dialect)
+
+    @asynccontextmanager
+    async def _checked_out(self, opening: _Opening) -> AsyncIterator[_Connection]:
+        """A pooled asyncpg connection on which `opening` succeeded; any transaction it
+        began is committed on exit, or rolled back on an error.
+
+        A pooled connection found dead by the opening statement (the database restarted,
+        a proxy dropped it) is invalidated and the next one tried, until one answers or a
+        fresh connection cannot be made (a 503): after a restart every idle connection
+        is dead, and each fails at once. A timeout or a cancellation invalidates the
+        connection (its state is unknown) and is not retried.
         """
         pool = self.engine.sync_engine.pool
         attempts = getattr(pool, "size", lambda: 0)() + 1
@@ -185,21 +391,21 @@ class Database:
             # Returning or invalidating a pooled connection may await the driver, which
             # SQLAlchemy's pool does only inside its greenlet bridge.
             pooled = await self.engine.raw_connection()
+            connection = _Connection(pooled.driver_connection)
             try:
-                connection: asyncpg.Connection = pooled.driver_connection
-                async with connection.transaction(readonly=True):
-                    record = await connection.fetchrow(query, *args)
+                connection.opening_result = await opening(connection.driver)
             except BaseException as exc:
-                if isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _CONNECTION_LOST):
-                    raise  # the statement failed; the connection is fine
-                await greenlet_spawn(pooled.invalidate, exc)
+                await _give_back(pooled, connection, exc)
                 if attempt == attempts or not isinstance(exc, _CONNECTION_LOST):
                     raise
                 continue
-            finally:
-                await greenlet_spawn(pooled.close)
             break
-        return None if record is None else dict(record.items())
+        try:
+            yield connection
+        except BaseException as exc:
+            await _give_back(pooled, connection, exc)
+            raise
+        await _give_back(pooled, connection, None)
 
     @asynccontextmanager
     async def session_scope(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from tenantry import cache
 from tenantry.config import Settings
-from tenantry.db import Database, TenantSession
+from tenantry.db import Database, TenantSession, mark_read_only
 from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
 from tenantry.kit.openapi import declares
@@ -60,6 +60,8 @@ async def get_session(request: Request) -> AsyncSession:
     """
     db: Database = request.app.state.db
     session = db.sessionmaker(sync_session_class=UnitOfWorkSession)
+    if request.method in ("GET", "HEAD"):
+        mark_read_only(session, db)
     request.scope[_UNIT_OF_WORK] = session
     return session
 

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from tenantry import __version__, cache, health
 from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
-from tenantry.errors import install_error_handlers
+from tenantry.error_handlers import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
 from tenantry.input_guard import InputGuardMiddleware
 from tenantry.kit import openapi
@@ -88,6 +88,7 @@ def create_app(
                     + ", ".join(problems)
                     + "; connect as a plain app role (see README: Database roles)"
                 )
+        await app.state.db.detect_citus()
         pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db.engine))
         if settings.environment is Environment.PRODUCTION:
             # Everything alive now (modules, routes, models) lives as long as the

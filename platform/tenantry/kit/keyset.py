@@ -18,11 +18,12 @@ than folded into the comparison.
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import orjson
 import sqlalchemy as sa
@@ -48,6 +49,14 @@ _SQL_TYPES: dict[type, sa.types.TypeEngine[Any]] = {
     str: sa.String(),
 }
 _INT64 = 2**63
+
+
+class RowSource(Protocol):
+    """Runs a select with bound values and answers plain dict rows."""
+
+    async def all(
+        self, stmt: Select[*tuple[Any, ...]], values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 class InvalidCursor(Unprocessable):
@@ -170,57 +179,102 @@ def _attr(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, Mapping) else getattr(row, name)
 
 
-def _after(keys: Sequence[Key], values: Sequence[Any], descending: bool) -> ColumnElement[bool]:
+def _mark(key: Key, index: int) -> ColumnElement[Any]:
+    return sa.bindparam(f"after_{index}", type_=_SQL_TYPES[key.type])
+
+
+def _after(keys: Sequence[Key], first: int, descending: bool) -> ColumnElement[bool]:
+    """Rows after the cursor's values, bound as `after_<n>` from key `first` on."""
     if len(keys) == 1:
-        column, mark = keys[0].column, keys[0].literal(values[0])
+        column, mark = keys[0].column, _mark(keys[0], first)
     else:
         column = sa.tuple_(*(key.column for key in keys))
-        mark = sa.tuple_(*(key.literal(v) for key, v in zip(keys, values, strict=True)))
+        mark = sa.tuple_(*(_mark(key, first + n) for n, key in enumerate(keys)))
     return column < mark if descending else column > mark
 
 
-def _plan(sort: Sort, after: tuple[Any, ...] | None) -> list[tuple[list[Any], list[Any]]]:
-    """The statements' extra conditions and order, in the order their rows come."""
-    order = [key.column.desc() if sort.descending else key.column.asc() for key in sort.keys]
+Start: TypeAlias = Literal["first", "valued", "nulls"]
+Phase: TypeAlias = tuple[tuple[ColumnElement[bool], ...], tuple[Any, ...]]
+
+
+@functools.cache
+def _plan(sort: Sort, start: Start) -> tuple[Phase, ...]:
+    """The statements' extra conditions and order, in the order their rows come.
+
+    Built once per sort and starting point (no cursor, a cursor in the valued rows, a
+    cursor in the NULLs); the cursor's values are bound at execution, so a page
+    builds no SQL expressions at all.
+    """
+    order = tuple(key.column.desc() if sort.descending else key.column.asc() for key in sort.keys)
     lead = sort.keys[0]
     if not lead.nullable:
-        where = [] if after is None else [_after(sort.keys, after, sort.descending)]
-        return [(where, order)]
-    in_nulls = after is not None and after[0] is None
-    valued_where: list[Any] = [lead.column.is_not(None)]
-    if after is not None and not in_nulls:
-        valued_where.append(_after(sort.keys, after, sort.descending))
-    nulls_where: list[Any] = [lead.column.is_(None)]
-    if in_nulls:
-        assert after is not None
-        nulls_where.append(_after(sort.keys[1:], after[1:], sort.descending))
+        where = () if start == "first" else (_after(sort.keys, 0, sort.descending),)
+        return ((where, order),)
+    valued_where: tuple[ColumnElement[bool], ...] = (lead.column.is_not(None),)
+    if start == "valued":
+        valued_where += (_after(sort.keys, 0, sort.descending),)
+    nulls_where: tuple[ColumnElement[bool], ...] = (lead.column.is_(None),)
+    if start == "nulls":
+        nulls_where += (_after(sort.keys[1:], 1, sort.descending),)
     valued = (valued_where, order)
     nulls = (nulls_where, order[1:])
     if sort.nulls == "last":
-        return [nulls] if in_nulls else [valued, nulls]
-    return [nulls, valued] if after is None or in_nulls else [valued]
+        return (nulls,) if start == "nulls" else (valued, nulls)
+    return (nulls, valued) if start != "valued" else (valued,)
+
+
+_LIMIT = sa.bindparam("page_limit", type_=sa.Integer())
+_PAGED: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+def _paged(stmt: Select[*tuple[Any, ...]], phase: Phase, *, template: bool) -> Any:
+    """`stmt` with a phase's conditions, order and the bound limit; kept per template
+    (a statement its repository builds once), so the hot lists build nothing."""
+    if not template:
+        return stmt.where(*phase[0]).order_by(*phase[1]).limit(_LIMIT)
+    key = (id(stmt), id(phase))
+    hit = _PAGED.get(key)
+    if hit is None or hit[0] is not stmt:  # an id reused by a new object: rebuild
+        if len(_PAGED) > 1024:
+            _PAGED.clear()
+        hit = (stmt, stmt.where(*phase[0]).order_by(*phase[1]).limit(_LIMIT))
+        _PAGED[key] = hit
+    return hit[1]
 
 
 async def fetch_page(
-    session: AsyncSession,
+    session: AsyncSession | RowSource,
     stmt: Select[*tuple[Any, ...]],
     sort: Sort,
     params: PageParams,
     *,
     result: Result = "scalars",
+    values: Mapping[str, Any] | None = None,
 ) -> tuple[Sequence[Any], str | None]:
     """One page of `stmt` in `sort` order and the cursor of the next (None on the last).
 
     Fetches `limit + 1` rows so the last page is known without a count query. `result`
-    says what a row is: an ORM object, a `Row`, or a `RowMapping`.
+    says what a row is: an ORM object, a `Row`, or a `RowMapping`; through `Reads`
+    (a `RowSource`: `tenantry.db.reads_for`, the hot GETs) a row is a plain dict.
+
+    `values` marks `stmt` as a template: a statement built once (per shape of filters)
+    with `sa.bindparam` placeholders, whose values these are. Its paged forms are kept,
+    so a page costs no SQL construction; without `values`, `stmt` is a one-off.
     """
     after = sort.decode(params.cursor) if params.cursor else None
+    start: Start = "first" if after is None else "nulls" if after[0] is None else "valued"
+    bound = dict(values or {})
+    bound.update((f"after_{n}", value) for n, value in enumerate(after or ()))
     rows: list[Any] = []
-    for where, order in _plan(sort, after):
+    for phase in _plan(sort, start):
         want = params.limit + 1 - len(rows)
         if want <= 0:
             break
-        executed = await session.execute(stmt.where(*where).order_by(*order).limit(want))
+        page_stmt = _paged(stmt, phase, template=values is not None)
+        if not isinstance(session, AsyncSession):
+            rows.extend(await session.all(page_stmt, {**bound, "page_limit": want}))
+            continue
+        executed = await session.execute(page_stmt, {**bound, "page_limit": want})
         if result == "scalars":
             rows.extend(executed.scalars().all())
         elif result == "mappings":

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.errors import NotFound
-from tenantry.kit.conditions import Precondition, writable
 from tenantry.kit.pagination import Page
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlmodel import col
 
+from tenantry.db import reads_for
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
 from tenantry.models import Project, Task
@@ -43,31 +45,56 @@ SORTS = {
 }
 
 
+@functools.cache
+def _by_id() -> RowSelect:
+    return sa.select(*COLUMNS).where(
+        col(Task.tenant_id) == sa.bindparam("tenant_id"), col(Task.id) == sa.bindparam("id")
+    )
+
+
+@functools.cache
+def _in_project(status: bool, assignee: bool, text: bool) -> RowSelect:
+    """The list's statement for one combination of filters, built once: a page binds
+    values and builds no SQL (see `fetch_page`). Each filter of `TaskListQuery` must
+    appear here and in `list_rows`, which a test checks field by field."""
+    stmt = sa.select(*COLUMNS).where(
+        col(Task.tenant_id) == sa.bindparam("tenant_id"),
+        col(Task.project_id) == sa.bindparam("project_id"),
+    )
+    if status:
+        stmt = stmt.where(col(Task.status) == sa.bindparam("status"))
+    if assignee:
+        stmt = stmt.where(col(Task.assignee_id) == sa.bindparam("assignee_id"))
+    if text:
+        pattern = sa.bindparam("pattern", type_=sa.String())
+        stmt = stmt.where(
+            sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
+        )
+    return stmt
+
+
 class TaskRepository(TenantRepository[Task]):
     model = Task
 
-    def select_columns(self) -> RowSelect:
-        return sa.select(*COLUMNS).where(col(Task.tenant_id) == self.tenant_id)
-
-    async def get_row(self, id: uuid.UUID) -> RowMapping | None:
-        stmt = self.select_columns().where(col(Task.id) == id)
-        return (await self.session.execute(stmt)).mappings().first()
+    async def get_row(self, id: uuid.UUID) -> dict[str, Any] | None:
+        async with reads_for(self.session) as reads:
+            rows = await reads.all(_by_id(), {"tenant_id": self.tenant_id, "id": id})
+        return rows[0] if rows else None
 
     async def list_rows(
         self, project_id: uuid.UUID, query: TaskListQuery
-    ) -> tuple[Sequence[RowMapping], str | None]:
+    ) -> tuple[Sequence[dict[str, Any]], str | None]:
         """One page in `query.sort` order, `id` breaking ties, filtered by the rest."""
-        stmt = self.select_columns().where(col(Task.project_id) == project_id)
-        if query.status is not None:
-            stmt = stmt.where(col(Task.status) == query.status)
-        if query.assignee_id is not None:
-            stmt = stmt.where(col(Task.assignee_id) == query.assignee_id)
-        if query.q:
-            pattern = like_pattern(query.q)
-            stmt = stmt.where(
-                sa.or_(col(Task.title).ilike(pattern), col(Task.description).ilike(pattern))
-            )
-        return await fetch_page(self.session, stmt, SORTS[query.sort], query, result="mappings")
+        stmt = _in_project(query.status is not None, query.assignee_id is not None, bool(query.q))
+        values = {
+            "tenant_id": self.tenant_id,
+            "project_id": project_id,
+            "status": query.status,
+            "assignee_id": query.assignee_id,
+            "pattern": like_pattern(query.q) if query.q else None,
+        }
+        async with reads_for(self.session) as reads:
+            return await fetch_page(reads, stmt, SORTS[query.sort], query, values=values)
 
     def stream_statement(self) -> RowSelect:
         """Every task of the tenant with its project's name, in a stable order."""

@@ -17,10 +17,9 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.db import Database
 from tenantry.errors import NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition, writable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
-from tenantry.members.service import member as member_service
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
@@ -72,14 +71,8 @@ class TaskService:
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
-        if not await project_service.exists(session, principal, project_id):
-            raise ProjectNotFound()
-        if data.assignee_id is not None and not await member_service.is_member(
-            session, repo.tenant_id, data.assignee_id
-        ):
-            raise AssigneeNotMember()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
-        await self._flush(session)
+        await self._flush(session)  # the project and assignee are checked here
         audit.record(
             session,
             principal,
@@ -129,11 +122,6 @@ class TaskService:
         repo = self._repo(session, principal)
         task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
-        assignee = changes.get("assignee_id")
-        if assignee is not None and not await member_service.is_member(
-            session, repo.tenant_id, assignee
-        ):
-            raise AssigneeNotMember()
         for field, value in changes.items():
             setattr(task, field, value)
         if changes:
@@ -205,8 +193,9 @@ class TaskService:
         try:
             await session.flush()
         except IntegrityError as exc:
-            # The checks above lost a race with a concurrent removal: the composite
-            # foreign keys still refuse the row, and the client hears why.
+            # The composite foreign keys are the check that the project and the
+            # assignee exist in this tenant: a lookup before the write would cost a
+            # round trip and could still lose a race with a concurrent removal.
             constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
             if constraint == "fk_tasks_assignee_membership":
                 raise AssigneeNotMember() from None

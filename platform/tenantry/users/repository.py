@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tenantry.db import reads_for
+from tenantry.kit.repository import RowSelect
 from tenantry.models import AuthSession, Membership, Role, Tenant, User
 from tenantry.models.base import utcnow
 from tenantry.users.schemas import Credentials, MembershipRow
+
+_ME = sa.select(
+    col(User.id),
+    col(User.email),
+    col(User.username),
+    col(User.full_name),
+    col(User.is_active),
+    col(User.is_superuser),
+    col(User.email_verified_at),
+    col(User.created_at),
+).where(col(User.id) == sa.bindparam("user_id"))
+_MY_TENANTS: RowSelect = (
+    sa.select(
+        col(Membership.tenant_id),
+        col(Tenant.slug).label("tenant_slug"),
+        col(Tenant.name).label("tenant_name"),
+        col(Membership.role),
+    )
+    .join(Tenant, col(Tenant.id) == col(Membership.tenant_id))
+    .where(col(Membership.user_id) == sa.bindparam("user_id"), col(Tenant.deleted_at).is_(None))
+    .order_by(col(Membership.created_at), col(Membership.id))
+)
 
 
 class UserRepository:
@@ -22,6 +47,17 @@ class UserRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def me(self, user_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The account's columns and its live tenants (oldest membership first), as rows.
+
+        Needs `app.user_id` set to `user_id` (the RLS user arm), as `Authorize` does.
+        """
+        async with reads_for(self.session) as reads:
+            users = await reads.all(_ME, {"user_id": user_id})
+            if not users:
+                return None
+            return users[0], await reads.all(_MY_TENANTS, {"user_id": user_id})
 
     async def get_by_email(self, email: str) -> User | None:
         stmt = sa.select(User).where(sa.func.lower(User.email) == email.lower())

@@ -12,7 +12,7 @@ from tenantry.auth import account_tokens
 from tenantry.auth.passwords import passwords
 from tenantry.auth.principal import Principal, user_id_of
 from tenantry.config import Settings
-from tenantry.db import end_read_only_transaction, set_tenant_context
+from tenantry.db import end_read_only_transaction
 from tenantry.errors import Conflict, NotFound, Unprocessable
 from tenantry.kit.http import public_link
 from tenantry.models import User
@@ -22,10 +22,8 @@ from tenantry.users.repository import UserRepository
 from tenantry.users.schemas import (
     Credentials,
     MembershipRow,
-    MembershipSummary,
     UserCreate,
     UserMe,
-    UserRead,
     UserUpdate,
 )
 
@@ -79,17 +77,11 @@ class UserService:
         return user
 
     async def get_me(self, session: AsyncSession, principal: Principal) -> UserMe:
-        user_id = user_id_of(principal)
-        repo = UserRepository(session)
-        user = await repo.get(user_id)
-        if user is None:
+        found = await UserRepository(session).me(user_id_of(principal))
+        if found is None:
             raise NotFound("User not found")
-        await set_tenant_context(session, principal.tenant_id, user_id=user_id)
-        memberships = await repo.memberships(user_id)
-        return UserMe(
-            **UserRead.model_validate(user).model_dump(exclude={"email_verified"}),
-            memberships=[MembershipSummary.model_validate(m._asdict()) for m in memberships],
-        )
+        user, memberships = found
+        return UserMe.model_validate({**user, "memberships": memberships})
 
     async def update_me(
         self, session: AsyncSession, settings: Settings, principal: Principal, data: UserUpdate

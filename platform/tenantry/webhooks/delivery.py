@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import httpx
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,28 +125,11 @@ def attempts_allowed(settings: Settings, max_attempts: int) -> int:
     return max_attempts or len(settings.webhook_retry_schedule) + 1
 
 
-_client: httpx.AsyncClient | None = None
-
-
-def client() -> httpx.AsyncClient:
-    """One client per process. No redirects, no proxy from the environment, and no
-    keep-alive: connections go to a pinned address with the name only in Host and SNI,
-    and a kept connection could otherwise be reused for another name on that address."""
-    global _client
-    if _client is None:
-        _client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
-    return _client
-
-
 async def close_client() -> None:
-    global _client
-    if _client is not None:
-        await _client.aclose()
-        _client = None
+    """Close the process's webhook client, if a send made one (this imports no httpx)."""
+    transport = sys.modules.get("tenantry.webhooks.transport")
+    if transport is not None:
+        await transport.close_client()
 
 
 def _error(exc: BaseException) -> str:
@@ -173,6 +155,20 @@ async def _wake(
         _job_id=job_id,
         _defer_by=defer_by,
     )
+
+
+def _headers(claimed: Claimed, target: addresses.Target, secrets: list[str]) -> dict[str, str]:
+    """Signed when sent, so the timestamp is the moment of the POST."""
+    now = datetime.now(UTC)
+    msg_id = str(claimed.delivery_id)
+    return {
+        "host": target.host_header,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature_header(secrets, msg_id, now, claimed.body),
+    }
 
 
 class WebhookDelivery:
@@ -272,6 +268,9 @@ class WebhookDelivery:
         )
 
     async def send(self, settings: Settings, claimed: Claimed) -> Response:
+        # Here, not at the top: the first send imports httpx (see webhooks.transport).
+        from tenantry.webhooks import transport
+
         started = time.perf_counter()
 
         def took() -> int:
@@ -288,59 +287,28 @@ class WebhookDelivery:
         try:
             async with asyncio.timeout(settings.webhook_timeout_seconds):
                 target = await addresses.resolve_target(settings, claimed.url)
-                return await self._post(settings, claimed, target, secrets, took)
+                status_code, raw = await transport.post(
+                    target.pinned_url(claimed.url),
+                    claimed.body.encode(),
+                    _headers(claimed, target, secrets),
+                    timeout_seconds=settings.webhook_timeout_seconds,
+                    sni_hostname=target.host if target.scheme == "https" else None,
+                    limit=RESPONSE_BODY_LIMIT,
+                )
         except addresses.AddressRefused as exc:
             return Response(None, None, str(exc)[:500], took(), refused=True)
         except TimeoutError:
             return Response(
                 None, None, f"Timed out after {settings.webhook_timeout_seconds:g} s", took()
             )
-        except (httpx.HTTPError, OSError) as exc:
+        except (transport.HTTPError, OSError) as exc:
             return Response(None, None, _error(exc), took())
-
-    async def _post(
-        self,
-        settings: Settings,
-        claimed: Claimed,
-        target: addresses.Target,
-        secrets: list[str],
-        took: Callable[[], int],
-    ) -> Response:
-        now = datetime.now(UTC)
-        msg_id = str(claimed.delivery_id)
-        headers = {
-            "host": target.host_header,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature_header(secrets, msg_id, now, claimed.body),
-        }
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = client().build_request(
-            "POST",
-            target.pinned_url(claimed.url),
-            content=claimed.body.encode(),
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            extensions=extensions,
-        )
-        response = await client().send(request, stream=True)
-        try:
-            kept = bytearray()
-            async for chunk in response.aiter_raw():
-                kept += chunk
-                if len(kept) >= RESPONSE_BODY_LIMIT:
-                    break
-        finally:
-            await response.aclose()
-        body = bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")
         error = None
-        if not 200 <= response.status_code < 300:
-            error = f"HTTP {response.status_code}"
-            if 300 <= response.status_code < 400:
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+            if 300 <= status_code < 400:
                 error += " (redirects are not followed)"
-        return Response(response.status_code, body, error, took())
+        return Response(status_code, raw.decode("utf-8", errors="replace"), error, took())
 
     async def record(
         self,

@@ -13,8 +13,8 @@ from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.config import Settings
 from tenantry.errors import Conflict, NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition, writable
 from tenantry.kit.pagination import Page, PageParams
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events

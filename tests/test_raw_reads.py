@@ -1,0 +1,157 @@
+"""`Database.reads()`: a GET's rows on a raw asyncpg connection, one transaction under
+the tenant's RLS context. Committed data and a real pool, as in production (the rest of
+the suite reads through savepoint sessions instead)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col
+
+from tenantry.config import Settings
+from tenantry.db import _CONNECTION_LOST, Database, compiled
+from tenantry.models import Role, Task
+from tests.fixtures.factories import Actor, make_actor, make_tenant
+
+pytestmark = pytest.mark.committed
+
+
+async def _project(client: httpx.AsyncClient, actor: Actor, name: str) -> str:
+    response = await client.post("/api/v1/projects", json={"name": name}, headers=actor.headers)
+    assert response.status_code == 201, response.text
+    project_id: str = response.json()["id"]
+    return project_id
+
+
+async def _task(client: httpx.AsyncClient, actor: Actor, project: str, title: str) -> str:
+    response = await client.post(
+        f"/api/v1/projects/{project}/tasks", json={"title": title}, headers=actor.headers
+    )
+    assert response.status_code == 201, response.text
+    task_id: str = response.json()["id"]
+    return task_id
+
+
+async def test_pages_and_objects_read_through_the_raw_path(
+    client: httpx.AsyncClient, owner: Actor, db: Database
+) -> None:
+    project = await _project(client, owner, "Raw")
+    titles = [f"task {i}" for i in range(5)]
+    for title in titles:
+        await _task(client, owner, project, title)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get(
+            f"/api/v1/projects/{project}/tasks", params=params, headers=owner.headers
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen += [item["title"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(titles))  # newest first, every task once
+    # Every connection went back to the pool with no transaction left open.
+    pool = db.engine.sync_engine.pool
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_another_tenants_ids_answer_404_not_their_rows(
+    client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+) -> None:
+    project = await _project(client, owner, "Mine")
+    task = await _task(client, owner, project, "secret")
+    other = await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
+    for path in (f"/api/v1/tasks/{task}", f"/api/v1/projects/{project}"):
+        response = await client.get(path, headers=other.headers)
+        assert response.status_code == 404, path
+    response = await client.get(f"/api/v1/projects/{project}/tasks", headers=other.headers)
+    assert response.status_code == 404
+
+
+async def test_rls_alone_keeps_a_lane_to_its_tenant(
+    client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+) -> None:
+    """A statement with no tenant filter at all still sees only the lane's tenant."""
+    project = await _project(client, owner, "Scoped")
+    await _task(client, owner, project, "one")
+    assert owner.tenant is not None
+    stranger = await make_tenant(db)
+    everything = sa.select(col(Task.title))
+    async with db.reads(owner.tenant.id, owner.user.id) as reads:
+        assert [row["title"] for row in await reads.all(everything)] == ["one"]
+    async with db.reads(stranger.id, None) as reads:
+        assert await reads.all(everything) == []
+    async with db.reads(None, None) as reads:
+        assert await reads.all(everything) == []
+
+
+async def test_statements_of_one_shape_bind_their_own_values(db: Database) -> None:
+    """The compiled form is cached per shape; each statement's values must still win."""
+    first = sa.select(sa.literal(1).label("n")).where(sa.literal("a") == sa.literal("a"))
+    second = sa.select(sa.literal(2).label("n")).where(sa.literal("a") == sa.literal("b"))
+    sql_one, args_one = compiled(first, db.engine.dialect)
+    sql_two, args_two = compiled(second, db.engine.dialect)
+    assert sql_one == sql_two
+    assert args_one != args_two
+    async with db.reads(None, None) as reads:
+        assert await reads.all(first) == [{"n": 1}]
+        assert await reads.all(second) == []
+
+
+async def test_a_failed_statement_rolls_back_and_the_connection_is_reused(db: Database) -> None:
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with db.reads(None, None) as reads:
+            await reads.all(sa.select((sa.literal(1) / sa.literal(0)).label("boom")))
+    async with db.reads(None, None) as reads:
+        assert await reads.all(sa.select(sa.literal(1).label("ok"))) == [{"ok": 1}]
+    pool = db.engine.sync_engine.pool
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    # The pooled connection is idle, not left inside our BEGIN.
+    async with db.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        assert not driver.is_in_transaction()
+
+
+async def test_a_dead_pooled_connection_is_replaced(db: Database, settings: Settings) -> None:
+    async with db.reads(None, None) as reads:
+        (row,) = await reads.all(sa.select(sa.func.pg_backend_pid().label("pid")))
+    admin = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", row["pid"])
+    finally:
+        await admin.close()
+    async with db.reads(None, None) as reads:
+        (again,) = await reads.all(sa.select(sa.func.pg_backend_pid().label("pid")))
+    assert again["pid"] != row["pid"]
+    assert issubclass(asyncpg.ConnectionDoesNotExistError, _CONNECTION_LOST)
+
+
+def test_expanding_parameters_are_refused(db: Database) -> None:
+    stmt = sa.select(col(Task.id)).where(col(Task.id).in_([uuid.uuid4()]))
+    with pytest.raises(ValueError, match="expanding"):
+        compiled(stmt, db.engine.dialect)
+
+
+async def test_users_me_reads_the_account_and_its_tenants_raw(
+    client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+) -> None:
+    """The RLS user arm needs `app.user_id` in the lane: without it, no tenants."""
+    assert owner.tenant is not None
+    second = await make_tenant(db)
+    await make_actor(db, settings, tenant=second, role=Role.MEMBER)  # someone else's
+    response = await client.get("/api/v1/users/me", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == str(owner.user.id)
+    assert [m["tenant_id"] for m in body["memberships"]] == [str(owner.tenant.id)]
+    assert body["memberships"][0]["role"] == "owner"
