@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.db import Database
+from tenantry.db import Database, violated_constraint
 from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
@@ -196,7 +196,7 @@ class TaskService:
             # The composite foreign keys are the check that the project and the
             # assignee exist in this tenant: a lookup before the write would cost a
             # round trip and could still lose a race with a concurrent removal.
-            constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
+            constraint = violated_constraint(exc)
             if constraint == "fk_tasks_assignee_membership":
                 raise AssigneeNotMember() from None
             if constraint == "fk_tasks_project":
