@@ -71,6 +71,13 @@ class TaskService:
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
+        # With an assignee, two foreign keys can fail, and PostgreSQL checks them in an
+        # order we do not choose (Citus's shards differ from a single database): look
+        # the project up first, so a missing one is always 404, never 422.
+        if data.assignee_id is not None and not await project_service.exists(
+            session, principal, project_id
+        ):
+            raise ProjectNotFound()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
         await self._flush(session)  # the project and assignee are checked here
         audit.record(
