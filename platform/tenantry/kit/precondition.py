@@ -4,9 +4,16 @@ the header): without FastAPI, since workers import the services."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from tenantry.errors import PreconditionFailed
+from pydantic import BaseModel
+
+from tenantry.errors import AppError, PreconditionFailed
+from tenantry.kit.responses import serialise
+
+T = TypeVar("T")
 
 # RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE
 _ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
@@ -33,6 +40,22 @@ class Precondition:
             "The object has changed since you read it (or the ETag is not its own); "
             "read it again and retry with its current ETag"
         )
+
+
+def writable(
+    row: T | None,
+    missing: Callable[[], AppError],
+    read: Callable[[T], BaseModel],
+    precondition: Precondition | None,
+) -> T:
+    """The row a PATCH or DELETE is about to change: `missing()` (a 404) when there is
+    none, 412 unless its ETag (of `read(row)`, the object as a GET serialises it)
+    satisfies `precondition`. Lock the row first, so the check still holds at the write."""
+    if row is None:
+        raise missing()
+    if precondition is not None:
+        precondition.check(serialise(read(row)).etag)
+    return row
 
 
 def parse_if_match(value: str) -> Precondition:

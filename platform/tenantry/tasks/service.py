@@ -19,8 +19,7 @@ from tenantry.db import Database, violated_constraint
 from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
-from tenantry.kit.precondition import Precondition
-from tenantry.kit.responses import serialise
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
@@ -66,16 +65,19 @@ class TaskService:
         """The task, locked for this transaction when a precondition must hold until
         the write (a concurrent writer waits, then sees the new version)."""
         task = await repo.get(id, for_update=precondition is not None)
-        if task is None:
-            raise TaskNotFound()
-        if precondition is not None:
-            precondition.check(serialise(TaskRead.model_validate(task)).etag)
-        return task
+        return writable(task, TaskNotFound, TaskRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
+        # With an assignee, two foreign keys can fail, and PostgreSQL checks them in an
+        # order we do not choose (Citus's shards differ from a single database): look
+        # the project up first, so a missing one is always 404, never 422.
+        if data.assignee_id is not None and not await project_service.exists(
+            session, principal, project_id
+        ):
+            raise ProjectNotFound()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
         await self._flush(session)  # the project and assignee are checked here
         audit.record(

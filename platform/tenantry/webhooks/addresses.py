@@ -20,10 +20,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from tenantry.config import Settings
+from tenantry.kit.http import MAX_URL_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-MAX_URL_LENGTH = 2048
 
 # Metadata services that are not already in a refused range (169.254.169.254 is
 # link-local, fd00:ec2::254 unique-local, 100.100.100.200 CGNAT): named anyway, and

@@ -6,10 +6,10 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
 
+from tenantry.kit.http import MAX_URL_LENGTH
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import NotNull, ReadSchema, Schema
 from tenantry.models import DeliveryStatus, EndpointStatus
-from tenantry.webhooks.addresses import MAX_URL_LENGTH
 
 ALL = "*"
 Url = Annotated[
