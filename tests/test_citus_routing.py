@@ -16,9 +16,9 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col
 
 from tenantry.config import Settings
-from tenantry.db import Database
+from tenantry.db import Database, compiled
 from tenantry.models import Project, Task, Tenant
-from tenantry.tasks.repository import TaskRepository
+from tenantry.tasks.repository import _in_project
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.tenant_data import make_project, make_tasks
 
@@ -53,10 +53,12 @@ def _sql(statement: sa.ClauseElement) -> str:
     )
 
 
-async def _tasks_in_plan(conn: asyncpg.Connection, tenant: uuid.UUID, sql: str) -> int:
+async def _tasks_in_plan(
+    conn: asyncpg.Connection, tenant: uuid.UUID, sql: str, *args: object
+) -> int:
     async with conn.transaction():
         await conn.execute("SELECT set_app_context($1, '')", str(tenant))
-        plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {sql}"))
+        plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {sql}", *args))
     found = re.search(r"Task Count: (\d+)", plan)
     assert found, plan
     return int(found.group(1))
@@ -66,15 +68,15 @@ async def test_a_tenants_first_page_routes_to_one_shard(
     conn: asyncpg.Connection, data: tuple[Tenant, Project, Tenant], db: Database
 ) -> None:
     tenant, project, _ = data
-    async with db.sessionmaker() as session:
-        repository = TaskRepository(session, tenant.id)
-        page = (
-            repository.select_columns()
-            .where(col(Task.project_id) == project.id)
-            .order_by(col(Task.created_at).desc(), col(Task.id).desc())
-            .limit(21)
-        )
-    assert await _tasks_in_plan(conn, tenant.id, _sql(page)) == 1
+    # The list's own template, bound as the read path binds it (asyncpg parameters).
+    page = (
+        _in_project(False, False, False)
+        .order_by(col(Task.created_at).desc(), col(Task.id).desc())
+        .limit(sa.bindparam("page_limit"))
+    )
+    values = {"tenant_id": tenant.id, "project_id": project.id, "page_limit": 21}
+    sql, args = compiled(page, db.engine.dialect, values)
+    assert await _tasks_in_plan(conn, tenant.id, sql, *args) == 1
     # The policy alone routes nothing: without `tenant_id = …` every shard is asked.
     assert await _tasks_in_plan(conn, tenant.id, "SELECT count(*) FROM tasks") > 1
 

@@ -15,7 +15,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -23,6 +22,7 @@ from alembic.script import ScriptDirectory
 from tenantry import embedded
 from tenantry.cli import ALEMBIC_INI_ENV, MigrationsNotFound, find_alembic_ini
 from tests.fixtures import services as fixtures
+from tests.fixtures.services import drop_database, migration_version
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_current_head()
@@ -114,22 +114,6 @@ class TestInstalledMigrate:
             )
             assert result.returncode == 0, result.stderr
             assert "migrated to head" in result.stdout
-            assert asyncio.run(_version(admin, database)) == HEAD
+            assert asyncio.run(migration_version(admin, database)) == HEAD
         finally:
-            asyncio.run(_drop(admin, database))
-
-
-async def _version(admin_dsn: str, database: str) -> str:
-    conn = await asyncpg.connect(admin_dsn, database=database)
-    try:
-        return str(await conn.fetchval("SELECT version_num FROM alembic_version"))
-    finally:
-        await conn.close()
-
-
-async def _drop(admin_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+            asyncio.run(drop_database(admin, database))

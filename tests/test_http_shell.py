@@ -14,6 +14,7 @@ from tenantry.db import Database, create_engine
 from tenantry.deps import SessionDep
 from tenantry.errors import Conflict
 from tenantry.main import create_app
+from tests.fixtures.app import probe_client
 
 probe = APIRouter(prefix="/probe", tags=["probe"])
 
@@ -51,9 +52,7 @@ async def uses_db(session: SessionDep) -> dict[str, int]:
 
 @pytest.fixture
 async def shell(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    app.include_router(probe)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with probe_client(app, probe) as client:
         yield client
 
 

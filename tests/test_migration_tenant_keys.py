@@ -15,6 +15,7 @@ from alembic import command
 from tenantry import embedded
 from tenantry.cli import find_alembic_ini
 from tests.fixtures import services as fixtures
+from tests.fixtures.services import drop_database
 
 BEFORE = "0009_webhooks"
 AFTER = "0010_tenant_keys"
@@ -34,15 +35,7 @@ def database(test_services: fixtures.TestServices) -> Iterator[tuple[str, Config
     try:
         yield name, _config(fixtures._url_for(admin, embedded.OWNER_ROLE, name))
     finally:
-        asyncio.run(_drop(admin, name))
-
-
-async def _drop(admin_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        asyncio.run(drop_database(admin, name))
 
 
 async def _seed(admin_dsn: str, database: str) -> None:

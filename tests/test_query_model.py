@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI, Request
 
-from tenantry.errors import install_error_handlers
+from tenantry.error_handlers import install_error_handlers
 from tenantry.models import TaskStatus
 from tenantry.tasks.schemas import TaskListQuery, TaskSort
 

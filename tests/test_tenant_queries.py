@@ -40,9 +40,6 @@ ALLOWED = {
     "reports/storage.py": "report chunks are written and streamed by (tenant_id, report_id)",
     "auth/api_key.py": "finds a key by its hash before any tenant is known (the RLS key arm)",
     "usage.py": "upserts the usage counters of one tenant from Redis",
-    "webhooks/events.py": "one INSERT … SELECT fans an event out to the tenant's endpoints",
-    "webhooks/delivery.py": "the delivery job claims and records attempts, as email delivery",
-    "webhooks/maintenance.py": "queue gauges and cleanup across tenants for the cron",
 }
 
 

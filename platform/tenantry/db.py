@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -147,6 +148,24 @@ async def end_read_only_transaction(session: AsyncSession) -> None:
     if session.new or session.dirty or session.deleted:
         raise RuntimeError("end_read_only_transaction() with pending writes")
     await session.commit()
+
+
+_SHARD_SUFFIX = re.compile(r"_\d+$")
+_NAMED = re.compile(r'constraint "([^"]+)"')
+
+
+def violated_constraint(error: BaseException) -> str:
+    """The name of the constraint an IntegrityError (or asyncpg's error) violated, as
+    the schema names it: on Citus the violation is raised by a worker, against a shard
+    whose constraint carries the shard's id (`fk_tasks_project_102008`), and the name
+    may reach us only in the message. '' when there is none."""
+    cause = getattr(error, "orig", error)
+    cause = getattr(cause, "__cause__", None) or cause
+    name = getattr(cause, "constraint_name", None) or ""
+    if not name:
+        found = _NAMED.search(str(cause))
+        name = found.group(1) if found else ""
+    return _SHARD_SUFFIX.sub("", name)
 
 
 _Opening = Callable[[asyncpg.Connection], Awaitable[Any]]

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from tenantry import __version__, cache, health
 from tenantry.config import Environment, Settings, get_settings
 from tenantry.db import Database, app_role_problems
-from tenantry.errors import install_error_handlers
+from tenantry.error_handlers import install_error_handlers
 from tenantry.idempotency import IdempotencyMiddleware
 from tenantry.input_guard import InputGuardMiddleware
 from tenantry.kit import openapi

@@ -16,6 +16,7 @@ from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import AuthSession, Membership, Role, Tenant, TenantStatus
+from tests.fixtures.app import probe_client
 from tests.fixtures.factories import make_actor, make_tenant
 
 probe = APIRouter(prefix="/probe", tags=["probe"])
@@ -58,9 +59,7 @@ async def operator(principal: Operator) -> dict[str, str]:
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    app.include_router(probe)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with probe_client(app, probe) as client:
         yield client
 
 

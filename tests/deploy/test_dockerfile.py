@@ -21,7 +21,6 @@ import tomllib
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -29,6 +28,7 @@ from alembic.script import ScriptDirectory
 from tenantry import embedded
 from tests.deploy import manifests as m
 from tests.fixtures import services as fixtures
+from tests.fixtures.services import drop_database, migration_version
 
 DOCKERFILE = m.ROOT / "Dockerfile"
 STAGES = m.dockerfile_stages()
@@ -280,9 +280,9 @@ class TestReplayedImage:
             )
             assert result.returncode == 0, result.stderr
             head = ScriptDirectory.from_config(Config(str(m.ROOT / "alembic.ini")))
-            assert asyncio.run(_version(admin, database)) == head.get_current_head()
+            assert asyncio.run(migration_version(admin, database)) == head.get_current_head()
         finally:
-            asyncio.run(_drop(admin, database))
+            asyncio.run(drop_database(admin, database))
 
     def test_the_worker_command_exists_in_the_image(self, image: dict[str, Path]) -> None:
         result = subprocess.run(
@@ -295,19 +295,3 @@ class TestReplayedImage:
         )
         assert result.returncode == 0, result.stderr
         assert "--check" in result.stdout
-
-
-async def _version(admin_dsn: str, database: str) -> str:
-    conn = await asyncpg.connect(admin_dsn, database=database)
-    try:
-        return str(await conn.fetchval("SELECT version_num FROM alembic_version"))
-    finally:
-        await conn.close()
-
-
-async def _drop(admin_dsn: str, database: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()

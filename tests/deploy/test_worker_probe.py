@@ -15,6 +15,7 @@ from tenantry.config import Settings
 from tenantry.jobs import Job
 from tenantry.observability import probe
 from tests.fixtures.smtp import free_port
+from tests.fixtures.worker import worker_process
 
 HEAVY = ("sqlalchemy", "arq", "pydantic", "fastapi", "redis", "tenantry.config", "workers")
 
@@ -66,12 +67,7 @@ async def test_asks_this_containers_worker(redis: ArqRedis) -> None:
         "WORKER_METRICS_PORT": str(port),
         "WORKER_METRICS_HOST": "127.0.0.1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = worker_process(env)
     try:
         job = await redis.enqueue_job(Job.PING.value)
         assert job is not None

@@ -133,4 +133,4 @@ def test_an_empty_maintenance_database_is_fine(test_services: fx.TestServices) -
     try:
         fx.check_admin_database(dsn)
     finally:
-        asyncio.run(fx._drop_database(test_services.admin_dsn, database))
+        asyncio.run(fx.drop_database(test_services.admin_dsn, database))

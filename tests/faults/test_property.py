@@ -22,10 +22,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tenantry.config import Settings
-from tenantry.db import Database
-from tenantry.models import Role
-from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tests.fixtures.factories import Actor
 
 pytestmark = pytest.mark.faults
 
@@ -159,11 +156,6 @@ def _request(doc: dict[str, Any], target: Target, text: str) -> dict[str, Any]:
             request["content"] = "&".join(pairs).encode()
             request["headers"] = {"content-type": "application/x-www-form-urlencoded"}
     return request
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings) -> Actor:
-    return await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
 
 
 def test_every_string_input_is_covered(app: FastAPI) -> None:

@@ -9,10 +9,7 @@ export fails here, and so does a component exporting another one's metrics.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from tenantry.config import Settings
 from tenantry.jobs import Job
 from tenantry.observability.metrics import OWNERS
 from tenantry.redis_client import create_redis
+from tests.fixtures.worker import worker_process
 from tests.observability.test_worker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,17 +152,12 @@ async def worker_metrics(settings: Settings) -> AsyncIterator[str]:
     """/metrics of a real `tenantry worker` after it has run a job."""
     redis = create_redis(settings)
     port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "WORKER_METRICS_PORT": str(port),
-        "WORKER_METRICS_HOST": "127.0.0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = worker_process(
+        {
+            "REDIS_URL": settings.redis_url,
+            "WORKER_METRICS_PORT": str(port),
+            "WORKER_METRICS_HOST": "127.0.0.1",
+        }
     )
     try:
         job = await redis.enqueue_job(Job.PING.value)

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.main import create_app
+from tests.fixtures.app import probe_client
 
 probe = APIRouter(prefix="/api/v1/probe-items", tags=["probe"])
 
@@ -43,9 +44,7 @@ def value(text: str, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    app.include_router(probe)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with probe_client(app, probe) as client:
         yield client
 
 

@@ -17,6 +17,7 @@ from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.observability.logging import REDACTED, configure_logging, redact
+from tests.fixtures.app import probe_client
 from tests.fixtures.factories import make_actor, make_tenant
 
 careless = logging.getLogger("tenantry.careless")
@@ -60,9 +61,7 @@ def captured(settings: Settings) -> Iterator[io.StringIO]:
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    app.include_router(probe)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with probe_client(app, probe) as client:
         yield client
 
 

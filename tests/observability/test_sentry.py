@@ -6,12 +6,11 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import arq.worker
 import httpx
 import pytest
 import sentry_sdk
 from arq import func
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from fastapi import APIRouter, Depends, Request
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
@@ -24,7 +23,7 @@ from tenantry.main import create_app
 from tenantry.observability.sentry import before_send, init_sentry
 from tenantry.observability.worker import instrument_job
 from tests.fixtures.factories import make_actor, make_tenant
-from workers.settings import WorkerSettings
+from tests.fixtures.worker import drain_queue
 
 DSN = "https://public@o0.ingest.sentry.io/1"
 EMAIL = "victim.person@example.com"
@@ -108,19 +107,11 @@ class TestJobErrors:
     ) -> None:
         tenant_id = "7b0c5c2e-0000-4000-8000-000000000001"
         await redis.enqueue_job("test.crashing", tenant_id=tenant_id, password="Job$ecret!1")
-        # Looked up on the module: Sentry's ARQ integration patches create_worker.
-        worker = arq.worker.create_worker(
-            WorkerSettings,
+        await drain_queue(
+            settings,
             functions=[instrument_job(func(crashing_job, name="test.crashing", max_tries=1))],
-            redis_settings=RedisSettings.from_dsn(settings.redis_url),
-            burst=True,
             poll_delay=0.02,
-            handle_signals=False,
         )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
         sentry_sdk.flush()
         assert len(sentry_events.events) == 1
         event = sentry_events.events[0]

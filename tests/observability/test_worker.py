@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from arq import Retry, func
-from arq.connections import ArqRedis, RedisSettings
-from arq.worker import create_worker
+from arq.connections import ArqRedis
 from prometheus_client import REGISTRY
 
 from tenantry.config import Settings
@@ -24,7 +21,7 @@ from tenantry.jobs import Job
 from tenantry.observability.queue import observe_queue
 from tenantry.observability.worker import MetricsServer, instrument_job
 from tenantry.redis_client import create_redis
-from workers.settings import WorkerSettings
+from tests.fixtures.worker import drain_queue, worker_process
 
 
 def sample(name: str, **labels: str) -> float:
@@ -63,18 +60,7 @@ FUNCTIONS = [
 
 
 async def run_burst(settings: Settings) -> None:
-    worker = create_worker(
-        WorkerSettings,
-        functions=FUNCTIONS,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        burst=True,
-        poll_delay=0.02,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings, functions=FUNCTIONS, poll_delay=0.02)
 
 
 class TestJobMetrics:
@@ -243,16 +229,12 @@ async def test_worker_process_serves_metrics_and_health(
     settings: Settings, redis: ArqRedis
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "WORKER_METRICS_PORT": str(port),
-        "WORKER_METRICS_HOST": "127.0.0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
+    proc = worker_process(
+        {
+            "REDIS_URL": settings.redis_url,
+            "WORKER_METRICS_PORT": str(port),
+            "WORKER_METRICS_HOST": "127.0.0.1",
+        },
         stderr=subprocess.PIPE,
     )
     try:

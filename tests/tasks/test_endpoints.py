@@ -129,6 +129,18 @@ class TestCreateTask:
         )
         assert response.status_code == 422
 
+    async def test_unknown_project_with_a_stranger_assigned_is_404_not_422(
+        self, client: httpx.AsyncClient, owner: Actor
+    ) -> None:
+        """Both foreign keys fail; the missing project decides, whatever order the
+        database checks them in (Citus's shards check the assignee first)."""
+        response = await client.post(
+            _tasks_url(uuid.uuid4()),
+            json={"title": "t", "assignee_id": str(uuid.uuid4())},
+            headers=owner.headers,
+        )
+        assert response.status_code == 404
+
     async def test_unknown_project_is_404(self, client: httpx.AsyncClient, owner: Actor) -> None:
         response = await client.post(
             _tasks_url(uuid.uuid4()), json={"title": "t"}, headers=owner.headers

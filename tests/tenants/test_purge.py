@@ -6,10 +6,7 @@ worker killed half-way leaves a purge that the next run finishes."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,8 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from arq.connections import ArqRedis, RedisSettings
-from arq.worker import create_worker
+from arq.connections import ArqRedis
 
 from tenantry.config import Settings
 from tenantry.db import Database
@@ -29,7 +25,7 @@ from tenantry.tenants.purge import purger, tenant_tables
 from tenantry.tenants.service import PURGE_OVERDUE_AFTER, purge_job_id
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 from tests.fixtures.tenancy import count_rows, make_api_key, make_invitation
-from workers.settings import WorkerSettings
+from tests.fixtures.worker import drain_queue, worker_process
 from workers.tenants import relay_purges
 
 pytestmark = pytest.mark.committed
@@ -90,17 +86,7 @@ async def census(db: Database, redis: ArqRedis, tenant_id: uuid.UUID) -> dict[st
 
 
 async def run_burst_worker(settings: Settings) -> None:
-    worker = create_worker(
-        WorkerSettings,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings)
 
 
 class TestPurgeJob:
@@ -186,13 +172,7 @@ class TestKilledWorker:
             batch_size=20,
             pause_seconds=0.01,
         )
-        env = {**os.environ, "REDIS_URL": settings.redis_url}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tenantry.cli", "worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = worker_process({"REDIS_URL": settings.redis_url})
         try:
             # A cold worker process on a busy 2-core machine can take a while to start.
             deadline = time.monotonic() + 120

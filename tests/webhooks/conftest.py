@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
 import pytest
-from arq.connections import RedisSettings
-from arq.worker import Worker, create_worker
+from arq.worker import Worker
 from fastapi import FastAPI
 
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.main import create_app
 from tests.fixtures.services import TestServices
+from tests.fixtures.worker import burst_worker, worker_process
 from tests.webhooks.receiver import Receiver
-from workers.settings import WorkerSettings
 
 WEBHOOK_TEST_SETTINGS: dict[str, object] = {
     "webhook_allow_private_networks": True,
@@ -55,16 +52,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def make_worker(settings: Settings, *, burst: bool = True, max_jobs: int = 20) -> Worker:
-    return create_worker(
-        WorkerSettings,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        queue_name=settings.queue_name,
-        burst=burst,
-        poll_delay=0.05,
-        handle_signals=False,
-        ctx={"settings": settings},
-        cron_jobs=[],
-        max_jobs=max_jobs,
+    return burst_worker(
+        settings, burst=burst, ctx={"settings": settings}, cron_jobs=[], max_jobs=max_jobs
     )
 
 
@@ -97,12 +86,7 @@ def start_worker(**env: str) -> subprocess.Popen[bytes]:
         "WEBHOOK_RELAY_INTERVAL_SECONDS": "1",
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env={**os.environ, **values},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return worker_process(values)
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:

@@ -19,11 +19,6 @@ from tests.fixtures.tenancy import make_api_key
 URL = "http://127.0.0.1:9/hook"
 
 
-@pytest.fixture
-async def owner(db: Database, settings: Settings) -> Actor:
-    return await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
-
-
 async def create(client: httpx.AsyncClient, actor: Actor, **body: object) -> httpx.Response:
     return await client.post(
         "/api/v1/webhooks",

@@ -12,7 +12,6 @@ from arq.connections import ArqRedis
 
 from tenantry.config import Settings
 from tenantry.db import Database
-from tenantry.models import Role
 from tenantry.observability.metrics import (
     WEBHOOK_DELIVERIES,
     WEBHOOK_OLDEST_PENDING_AGE,
@@ -20,18 +19,13 @@ from tenantry.observability.metrics import (
 )
 from tenantry.webhooks import events as webhook_events
 from tenantry.webhooks import maintenance
-from tests.fixtures.factories import Actor, make_actor, make_tenant
+from tests.fixtures.factories import Actor
 from tests.webhooks.conftest import drain
 from tests.webhooks.helpers import add_endpoint, attempts, deliveries, new_project
 from tests.webhooks.receiver import Receiver, Reply
 from workers import webhooks as webhook_jobs
 
 pytestmark = pytest.mark.committed
-
-
-@pytest.fixture
-async def owner(db: Database, settings: Settings) -> Actor:
-    return await make_actor(db, settings, tenant=await make_tenant(db), role=Role.OWNER)
 
 
 async def lost_event(db: Database, tenant_id: uuid.UUID) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +16,7 @@ from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import EmailOutbox, Report, ReportChunk, ReportStatus, Role
 from tests.fixtures.factories import make_actor, make_tenant
+from tests.fixtures.worker import worker_process
 
 pytestmark = pytest.mark.committed
 
@@ -25,13 +24,7 @@ ROWS = 20_000
 
 
 def start_worker(timeout: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REPORT_JOB_TIMEOUT": str(timeout)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return worker_process({"REPORT_JOB_TIMEOUT": str(timeout)})
 
 
 async def status_of(db: Database, tenant_id: uuid.UUID, report_id: uuid.UUID) -> ReportStatus:

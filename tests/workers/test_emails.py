@@ -6,8 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
-from arq.connections import ArqRedis, RedisSettings
-from arq.worker import create_worker
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 
 from tenantry.config import Settings
@@ -26,27 +23,15 @@ from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tests.fixtures.accounts import bearer, login, sign_up, tokens_for
 from tests.fixtures.smtp import SmtpServer
-from workers.settings import WorkerSettings, cron_jobs
+from tests.fixtures.worker import drain_queue, worker_process
+from workers.settings import cron_jobs
 
 pytestmark = pytest.mark.committed
 
 
 async def run_worker(settings: Settings) -> None:
-    """A real ARQ worker in this process, until the queue is empty."""
-    worker = create_worker(
-        WorkerSettings,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        queue_name=settings.queue_name,
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        ctx={"settings": settings},
-        cron_jobs=cron_jobs(),
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    """A real ARQ worker in this process, with the relay crons, until the queue is empty."""
+    await drain_queue(settings, ctx={"settings": settings}, cron_jobs=cron_jobs())
 
 
 def _token(text: str) -> str:
@@ -139,15 +124,6 @@ def worker_env(settings: Settings, smtp: SmtpServer) -> dict[str, str]:
     }
 
 
-def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 class TestKilledWorker:
     async def test_every_row_delivered_duplicates_only_in_the_window(
         self,
@@ -165,7 +141,7 @@ class TestKilledWorker:
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 email = f"kill-{i}-{uuid.uuid4().hex[:6]}@example.com"
                 addresses.append((await sign_up(client, email=email))["email"])
-        first = _start_worker(worker_env)
+        first = worker_process(worker_env)
         second = None
         try:
             deadline = time.monotonic() + 30
@@ -178,7 +154,7 @@ class TestKilledWorker:
             accepted_before_kill = len(smtp.recorder.accepted)
             assert accepted_before_kill < len(addresses), "the kill came too late to matter"
 
-            second = _start_worker(worker_env)
+            second = worker_process(worker_env)
             deadline = time.monotonic() + 60
             while set((await _statuses(db)).values()) != {"sent"}:
                 assert time.monotonic() < deadline, await _statuses(db)

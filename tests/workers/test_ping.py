@@ -7,12 +7,11 @@ import os
 import subprocess
 import sys
 
-from arq.connections import ArqRedis, RedisSettings
-from arq.worker import create_worker
+from arq.connections import ArqRedis
 
 from tenantry.config import Settings
 from tenantry.jobs import Job
-from workers.settings import WorkerSettings
+from tests.fixtures.worker import drain_queue, worker_process
 
 
 async def test_ping_round_trip_in_process(settings: Settings, redis: ArqRedis) -> None:
@@ -22,18 +21,7 @@ async def test_ping_round_trip_in_process(settings: Settings, redis: ArqRedis) -
     raw = await redis.get(f"arq:job:{job.job_id}")
     assert raw is not None and b'"hello"' in raw
 
-    worker = create_worker(
-        WorkerSettings,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        queue_name=settings.queue_name,
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings)
     result = await job.result(timeout=5)
     assert result["message"] == "hello"
     assert result["db_time"]
@@ -48,12 +36,7 @@ async def test_double_enqueue_with_job_id_runs_once(redis: ArqRedis) -> None:
 
 async def test_worker_process_reports_health(settings: Settings, redis: ArqRedis) -> None:
     env = {**os.environ, "REDIS_URL": settings.redis_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tenantry.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = worker_process(env)
     try:
         job = await redis.enqueue_job(Job.PING.value, message="from-process")
         assert job is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,16 +26,39 @@ class AuditService:
         data: dict[str, Any] | None = None,
     ) -> AuditEvent:
         """Record `action` (e.g. "project.created") by the principal in its tenant."""
-        event = AuditEvent(
-            tenant_id=principal.require_tenant(),
+        return self.record_system(
+            session,
+            principal.require_tenant(),
+            action,
+            target_type=target_type,
+            target_id=target_id,
+            data=data,
             actor_user_id=principal.user_id,
             actor_api_key_id=principal.api_key_id,
+            ip=principal.ip,
+            user_agent=(principal.user_agent or "")[:400] or None,
+        )
+
+    def record_system(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        action: str,
+        *,
+        target_type: str | None = None,
+        target_id: object | None = None,
+        data: dict[str, Any] | None = None,
+        **actor: Any,
+    ) -> AuditEvent:
+        """Record `action` in a tenant; without an actor, the system took it on its own
+        authority (a worker disabling a failing webhook)."""
+        event = AuditEvent(
+            tenant_id=tenant_id,
             action=action,
             target_type=target_type,
             target_id=str(target_id) if target_id is not None else None,
-            ip=principal.ip,
-            user_agent=(principal.user_agent or "")[:400] or None,
             data=data or {},
+            **actor,
         )
         session.add(event)
         return event

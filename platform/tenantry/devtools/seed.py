@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tenantry.devtools.mail import find_token
+from tenantry.kit.http import API_PREFIX
 
 PASSWORD = "Demo-password-1"  # noqa: S105  (demo accounts in development only)
 TENANT_NAME, TENANT_SLUG = "Acme Demo", "acme-demo"
@@ -57,7 +58,7 @@ class SeedResult:
                 f"demo accounts, all with the password {PASSWORD}:",
                 f"              operator (platform operator), owner (owner of {TENANT_SLUG}), "
                 f"{people}",
-                f"            curl -s -X POST {self.api_url}/api/v1/auth/login "
+                f"            curl -s -X POST {self.api_url}{API_PREFIX}/auth/login "
                 f"-d username=owner -d password={PASSWORD} -d tenant={TENANT_SLUG}",
             ]
         )
@@ -65,7 +66,7 @@ class SeedResult:
 
 class _Api:
     def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/") + "/api/v1"
+        self.base = base.rstrip("/") + API_PREFIX
 
     def call(
         self,

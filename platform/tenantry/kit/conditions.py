@@ -9,50 +9,12 @@ writers holding the same tag cannot both win: the second sees the first one's ve
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header
 
-from tenantry.errors import PreconditionFailed
 from tenantry.kit.openapi import declares
-
-# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE
-_ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
-# The header as the document describes it (ASCII tags; `*` or a comma-separated list).
-_TAG = r'(?:W/)?"[\x21\x23-\x7e]*"'
-IF_MATCH_PATTERN = rf"^\s*(?:\*|{_TAG}(?:\s*,\s*{_TAG})*)\s*$"
-
-
-@dataclass(frozen=True, slots=True)
-class Precondition:
-    """A parsed `If-Match`: `tags` are the strong tags listed; `any` is `*`."""
-
-    tags: tuple[str, ...] = ()
-    any: bool = False
-
-    def check(self, etag: str) -> None:
-        """Raise 412 unless `etag` (the object's current one) satisfies the header.
-
-        If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
-        """
-        if self.any or etag in self.tags:
-            return
-        raise PreconditionFailed(
-            "The object has changed since you read it (or the ETag is not its own); "
-            "read it again and retry with its current ETag"
-        )
-
-
-def parse_if_match(value: str) -> Precondition:
-    value = value.strip()
-    if value == "*":
-        return Precondition(any=True)
-    tags = [part.strip() for part in value.split(",")]
-    if not tags or not all(_ENTITY_TAG.fullmatch(tag) for tag in tags):
-        raise PreconditionFailed('If-Match must be "*" or a list of quoted ETags, e.g. "abc"')
-    return Precondition(tags=tuple(tag for tag in tags if not tag.startswith("W/")))
+from tenantry.kit.precondition import IF_MATCH_PATTERN, Precondition, parse_if_match
 
 
 @declares(412)

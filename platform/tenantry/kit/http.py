@@ -9,6 +9,9 @@ from starlette.requests import Request
 from tenantry.config import Settings
 
 API_PREFIX = "/api/v1"
+# The longest URL a client may hand us to call later (a webhook's target): checked by
+# the schema at the edge and again before each send.
+MAX_URL_LENGTH = 2048
 # An `Idempotency-Key`: visible ASCII, spaces only inside (checked by the middleware,
 # stated in the OpenAPI document).
 IDEMPOTENCY_KEY_PATTERN = r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"

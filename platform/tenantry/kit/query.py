@@ -10,11 +10,12 @@ operation's query parameters, as FastAPI would (`openapi()`, passed as the route
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 
 class QueryModel(BaseModel):
@@ -25,6 +26,9 @@ class QueryModel(BaseModel):
         try:
             return cls.model_validate(dict(request.query_params))
         except ValidationError as exc:
+            # Here, not at the top: workers import these schemas and must not load FastAPI.
+            from fastapi.exceptions import RequestValidationError
+
             raise RequestValidationError(
                 [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
             ) from None

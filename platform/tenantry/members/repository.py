@@ -88,6 +88,18 @@ class MembershipRepository(TenantRepository[Membership]):
         )
         return (await self.session.execute(stmt)).first() is not None
 
+    async def admin_emails(self) -> list[str]:
+        stmt = (
+            sa.select(col(User.email))
+            .join(Membership, col(Membership.user_id) == col(User.id))
+            .where(
+                col(Membership.tenant_id) == self.tenant_id,
+                col(Membership.role).in_([Role.OWNER, Role.ADMIN]),
+                col(User.is_active),
+            )
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
     async def unassign_tasks(self, user_id: uuid.UUID) -> None:
         """Clear a leaving member from the tenant's tasks, before their membership goes.
 

@@ -4,6 +4,7 @@ owners grant or take admin and owner, and a tenant never loses its last owner.""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,6 +127,10 @@ class MemberService:
         self, session: AsyncSession, tenant_id: uuid.UUID, email: str
     ) -> bool:
         return await MembershipRepository(session, tenant_id).member_with_email(email)
+
+    async def admin_emails(self, session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[str]:
+        """Where news for a tenant's managers goes: its active owners and admins."""
+        return await MembershipRepository(session, tenant_id).admin_emails()
 
     async def read(
         self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID

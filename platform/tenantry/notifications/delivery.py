@@ -38,13 +38,18 @@ from pathlib import Path
 import aiosmtplib
 import anyio
 import sqlalchemy as sa
+from arq.connections import ArqRedis
+from redis.exceptions import LockError
 
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.devtools.mail import readable
+from tenantry.jobs import Job
 from tenantry.observability.metrics import EMAILS
 
 logger = logging.getLogger("tenantry.emails")
+
+RELAY_LOCK = "tenantry:lock:emails.relay"
 
 
 class Outcome(StrEnum):
@@ -168,6 +173,47 @@ def _is_permanent(exc: BaseException) -> bool:
 
 
 class EmailDelivery:
+    async def deliver_or_reschedule(
+        self, db: Database, settings: Settings, redis: ArqRedis, outbox_id: uuid.UUID
+    ) -> Outcome:
+        """Send one outbox row; on a transient failure enqueue its next try. If that
+        enqueue is lost, the relay finds the row once it is due."""
+        result = await self.deliver(db, settings, outbox_id)
+        if result.outcome is Outcome.RETRIED and result.retry_in is not None:
+            await redis.enqueue_job(
+                Job.DELIVER_EMAIL.value,
+                outbox_id=str(outbox_id),
+                _job_id=job_id(outbox_id, result.attempts),
+                _defer_by=result.retry_in,
+            )
+        return result.outcome
+
+    async def relay(self, db: Database, settings: Settings, redis: ArqRedis) -> int:
+        """Re-enqueue overdue pending rows; how many. One relay at a time (a Redis lock),
+        though a second would only enqueue job ids that ARQ already refuses."""
+        lock = redis.lock(
+            RELAY_LOCK, timeout=max(settings.email_relay_interval_seconds * 3, 10), blocking=False
+        )
+        if not await lock.acquire():
+            return 0
+        try:
+            enqueued = 0
+            for due in await self.due(db, settings):
+                job = await redis.enqueue_job(
+                    Job.DELIVER_EMAIL.value,
+                    outbox_id=str(due.id),
+                    _job_id=job_id(due.id, due.attempts),
+                )
+                enqueued += job is not None
+            if enqueued:
+                logger.info("relayed %d overdue email(s)", enqueued)
+            return enqueued
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                logger.warning("relay lock expired before the relay finished")
+
     async def deliver(
         self, db: Database, settings: Settings, outbox_id: uuid.UUID
     ) -> DeliveryResult:

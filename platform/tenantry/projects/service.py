@@ -7,9 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.errors import NotFound
-from tenantry.kit.conditions import Precondition
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import serialise
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
 from tenantry.projects.schemas import ProjectCreate, ProjectListQuery, ProjectRead, ProjectUpdate
@@ -34,11 +33,7 @@ class ProjectService:
         """The project, locked for this transaction when a precondition must hold
         until the write (a concurrent writer waits, then sees the new version)."""
         project = await repo.get(id, for_update=precondition is not None)
-        if project is None:
-            raise ProjectNotFound()
-        if precondition is not None:
-            precondition.check(serialise(ProjectRead.model_validate(project)).etag)
-        return project
+        return writable(project, ProjectNotFound, ProjectRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, principal: Principal, data: ProjectCreate

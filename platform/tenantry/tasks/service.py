@@ -15,13 +15,11 @@ from sqlmodel import col
 
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.db import Database
+from tenantry.db import Database, violated_constraint
 from tenantry.errors import NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
-from tenantry.kit.responses import serialise
-from tenantry.members.service import member as member_service
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Task, Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
@@ -67,24 +65,21 @@ class TaskService:
         """The task, locked for this transaction when a precondition must hold until
         the write (a concurrent writer waits, then sees the new version)."""
         task = await repo.get(id, for_update=precondition is not None)
-        if task is None:
-            raise TaskNotFound()
-        if precondition is not None:
-            precondition.check(serialise(TaskRead.model_validate(task)).etag)
-        return task
+        return writable(task, TaskNotFound, TaskRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> Task:
         repo = self._repo(session, principal)
-        if not await project_service.exists(session, principal, project_id):
-            raise ProjectNotFound()
-        if data.assignee_id is not None and not await member_service.is_member(
-            session, repo.tenant_id, data.assignee_id
+        # With an assignee, two foreign keys can fail, and PostgreSQL checks them in an
+        # order we do not choose (Citus's shards differ from a single database): look
+        # the project up first, so a missing one is always 404, never 422.
+        if data.assignee_id is not None and not await project_service.exists(
+            session, principal, project_id
         ):
-            raise AssigneeNotMember()
+            raise ProjectNotFound()
         task = repo.add(Task(project_id=project_id, **data.model_dump()))
-        await self._flush(session)
+        await self._flush(session)  # the project and assignee are checked here
         audit.record(
             session,
             principal,
@@ -134,11 +129,6 @@ class TaskService:
         repo = self._repo(session, principal)
         task = await self._locked(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
-        assignee = changes.get("assignee_id")
-        if assignee is not None and not await member_service.is_member(
-            session, repo.tenant_id, assignee
-        ):
-            raise AssigneeNotMember()
         for field, value in changes.items():
             setattr(task, field, value)
         if changes:
@@ -210,9 +200,10 @@ class TaskService:
         try:
             await session.flush()
         except IntegrityError as exc:
-            # The checks above lost a race with a concurrent removal: the composite
-            # foreign keys still refuse the row, and the client hears why.
-            constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
+            # The composite foreign keys are the check that the project and the
+            # assignee exist in this tenant: a lookup before the write would cost a
+            # round trip and could still lose a race with a concurrent removal.
+            constraint = violated_constraint(exc)
             if constraint == "fk_tasks_assignee_membership":
                 raise AssigneeNotMember() from None
             if constraint == "fk_tasks_project":

@@ -20,7 +20,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from tenantry.config import Settings
-from tenantry.webhooks.schemas import MAX_URL_LENGTH
+from tenantry.kit.http import MAX_URL_LENGTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

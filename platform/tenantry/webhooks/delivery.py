@@ -30,23 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import httpx
-import sqlalchemy as sa
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenantry.audit.service import audit
 from tenantry.config import Settings
 from tenantry.db import Database
-from tenantry.jobs import send_jobs, take_jobs
+from tenantry.jobs import Job, send_jobs, take_jobs
 from tenantry.kit.http import api_path, public_link
-from tenantry.models import AuditEvent, Role, Tenant
+from tenantry.members.service import member as member_service
 from tenantry.notifications.outbox import queue_email
 from tenantry.notifications.templates import EmailKind
 from tenantry.observability.metrics import (
@@ -54,7 +53,10 @@ from tenantry.observability.metrics import (
     WEBHOOK_DELIVERIES,
     WEBHOOK_ENDPOINTS_DISABLED,
 )
-from tenantry.webhooks import addresses
+from tenantry.tenants.service import tenant as tenant_service
+from tenantry.webhooks import addresses, maintenance
+from tenantry.webhooks.events import generation_key, wake_job_id
+from tenantry.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
 from tenantry.webhooks.secrets import SealedSecretError, Sealer, signature_header
 
 logger = logging.getLogger("tenantry.webhooks")
@@ -63,6 +65,10 @@ RESPONSE_BODY_LIMIT = 1024
 # A claim's lease outlasts the whole send (bounded by the timeout) and its record.
 LEASE_MARGIN_SECONDS = 15.0
 USER_AGENT = "Tenantry-Webhooks/1"
+# One job sends for this long at most, then hands over to a fresh job: a busy endpoint
+# never needs a long job timeout (which would also delay ARQ's re-run of a killed job).
+DRAIN_SECONDS = 20.0
+GENERATION_TTL_SECONDS = 24 * 3600
 
 
 class Outcome(StrEnum):
@@ -109,119 +115,6 @@ class AttemptResult:
     disabled: bool
 
 
-_LOCK_ENDPOINT = sa.text(
-    """
-    SELECT url, secret_sealed,
-           CASE WHEN previous_secret_expires_at > clock_timestamp()
-                THEN previous_secret_sealed END AS previous_secret_sealed
-      FROM webhook_endpoints
-     WHERE tenant_id = :tenant AND id = :endpoint AND status = 'enabled'
-       FOR NO KEY UPDATE
-    """
-)
-_CLAIM = sa.text(
-    """
-    WITH busy AS (
-        SELECT count(*) AS n FROM webhook_deliveries
-         WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
-           AND lease_until > clock_timestamp()
-    ), due AS (
-        SELECT id, next_attempt_at FROM webhook_deliveries
-         WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
-           AND next_attempt_at <= clock_timestamp()
-           AND (lease_until IS NULL OR lease_until <= clock_timestamp())
-           AND (SELECT n FROM busy) < :cap
-         ORDER BY next_attempt_at, id
-         LIMIT 2
-           FOR UPDATE SKIP LOCKED
-    ), picked AS (
-        UPDATE webhook_deliveries d
-           SET attempt_count = d.attempt_count + 1,
-               lease_until = clock_timestamp() + make_interval(secs => :lease),
-               updated_at = clock_timestamp()
-         WHERE d.tenant_id = :tenant
-           AND d.id = (SELECT id FROM due ORDER BY next_attempt_at, id LIMIT 1)
-        RETURNING d.id, d.event_id, d.attempt_count, d.max_attempts
-    )
-    SELECT picked.id, picked.attempt_count, picked.max_attempts, e.body,
-           (SELECT count(*) FROM due) > 1 AS more_due
-      FROM picked
-      JOIN webhook_events e ON e.tenant_id = :tenant AND e.id = picked.event_id
-    """
-)
-_ATTEMPT = sa.text(
-    """
-    INSERT INTO webhook_attempts
-        (tenant_id, id, delivery_id, at, status_code, duration_ms, error, response_body)
-    VALUES (:tenant, :id, :delivery, :at, :status_code, :duration_ms, :error, :response_body)
-    """
-)
-# Each update is fenced by the attempt this worker claimed: a stale worker records nothing.
-_SUCCEEDED = sa.text(
-    """
-    UPDATE webhook_deliveries
-       SET status = 'succeeded', delivered_at = clock_timestamp(), lease_until = NULL,
-           last_status_code = :status_code, last_error = NULL, updated_at = clock_timestamp()
-     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
-    RETURNING endpoint_id
-    """
-)
-_RETRY = sa.text(
-    """
-    UPDATE webhook_deliveries
-       SET next_attempt_at = clock_timestamp() + make_interval(secs => :delay),
-           lease_until = NULL, last_status_code = :status_code, last_error = :error,
-           updated_at = clock_timestamp()
-     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
-    RETURNING endpoint_id
-    """
-)
-_FAILED = sa.text(
-    """
-    UPDATE webhook_deliveries
-       SET status = 'failed', lease_until = NULL, last_status_code = :status_code,
-           last_error = :error, updated_at = clock_timestamp()
-     WHERE tenant_id = :tenant AND id = :id AND status = 'pending' AND attempt_count = :attempt
-    RETURNING endpoint_id
-    """
-)
-_RESET_FAILURES = sa.text(
-    """
-    UPDATE webhook_endpoints SET consecutive_failures = 0
-     WHERE tenant_id = :tenant AND id = :endpoint AND consecutive_failures <> 0
-    """
-)
-_COUNT_FAILURE = sa.text(
-    """
-    UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1
-     WHERE tenant_id = :tenant AND id = :endpoint
-    RETURNING consecutive_failures, status
-    """
-)
-_DISABLE = sa.text(
-    """
-    UPDATE webhook_endpoints
-       SET status = 'disabled', disabled_reason = :reason, updated_at = clock_timestamp()
-     WHERE tenant_id = :tenant AND id = :endpoint AND status = 'enabled'
-    RETURNING url
-    """
-)
-CANCEL_PENDING = sa.text(
-    """
-    UPDATE webhook_deliveries
-       SET status = 'failed', lease_until = NULL, last_error = 'Endpoint disabled',
-           updated_at = clock_timestamp()
-     WHERE tenant_id = :tenant AND endpoint_id = :endpoint AND status = 'pending'
-    """
-)
-_ADMINS = sa.text(
-    """
-    SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
-     WHERE m.tenant_id = :tenant AND m.role IN (:owner, :admin) AND u.is_active
-    """
-)
-
-
 def retry_delay(settings: Settings, attempt: int) -> float:
     """The wait after failed attempt number `attempt` (1-based)."""
     schedule = settings.webhook_retry_schedule
@@ -232,28 +125,11 @@ def attempts_allowed(settings: Settings, max_attempts: int) -> int:
     return max_attempts or len(settings.webhook_retry_schedule) + 1
 
 
-_client: httpx.AsyncClient | None = None
-
-
-def client() -> httpx.AsyncClient:
-    """One client per process. No redirects, no proxy from the environment, and no
-    keep-alive: connections go to a pinned address with the name only in Host and SNI,
-    and a kept connection could otherwise be reused for another name on that address."""
-    global _client
-    if _client is None:
-        _client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
-    return _client
-
-
 async def close_client() -> None:
-    global _client
-    if _client is not None:
-        await _client.aclose()
-        _client = None
+    """Close the process's webhook client, if a send made one (this imports no httpx)."""
+    transport = sys.modules.get("tenantry.webhooks.transport")
+    if transport is not None:
+        await transport.close_client()
 
 
 def _error(exc: BaseException) -> str:
@@ -261,7 +137,93 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
+async def _wake(
+    redis: ArqRedis,
+    tenant_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    defer_by: float | None = None,
+    job_id: str | None = None,
+) -> None:
+    if job_id is None:
+        generation = await redis.get(generation_key(tenant_id, endpoint_id))
+        job_id = f"{wake_job_id(endpoint_id)}:{int(generation or 0)}"
+    await redis.enqueue_job(
+        Job.DELIVER_WEBHOOKS.value,
+        tenant_id=str(tenant_id),
+        endpoint_id=str(endpoint_id),
+        _job_id=job_id,
+        _defer_by=defer_by,
+    )
+
+
+def _headers(claimed: Claimed, target: addresses.Target, secrets: list[str]) -> dict[str, str]:
+    """Signed when sent, so the timestamp is the moment of the POST."""
+    now = datetime.now(UTC)
+    msg_id = str(claimed.delivery_id)
+    return {
+        "host": target.host_header,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature_header(secrets, msg_id, now, claimed.body),
+    }
+
+
 class WebhookDelivery:
+    async def drain(
+        self,
+        db: Database,
+        settings: Settings,
+        redis: ArqRedis,
+        tenant_id: uuid.UUID,
+        endpoint_id: uuid.UUID,
+    ) -> int:
+        """Send this endpoint's due deliveries one after another until none is due, its
+        concurrency cap is reached, or DRAIN_SECONDS are spent; how many were tried.
+
+        Bumping the generation first means any wake-up sent from now on gets a new job id
+        and is not absorbed by this job (which may already have looked for the last time).
+        """
+        key = generation_key(tenant_id, endpoint_id)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, GENERATION_TTL_SECONDS)
+            await pipe.execute()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        tried = 0
+        while True:
+            result = await self.attempt_next(db, settings, tenant_id, endpoint_id, redis)
+            if result is None:
+                return tried
+            tried += 1
+            if result.retry_in is not None:
+                retry_id = f"{wake_job_id(endpoint_id)}:retry:{result.delivery_id}:{result.attempt}"
+                await _wake(
+                    redis, tenant_id, endpoint_id, defer_by=result.retry_in, job_id=retry_id
+                )
+            if result.disabled or not result.more_due:
+                # Nothing else was due at the claim; whatever is committed since then woke
+                # a job of its own (the generation this job bumped makes it a new one).
+                return tried
+            if time.monotonic() >= deadline:
+                await _wake(redis, tenant_id, endpoint_id)
+                return tried
+            # Another job may take the next one at the same time, up to the cap.
+            await _wake(redis, tenant_id, endpoint_id)
+
+    async def relay(self, db: Database, settings: Settings, redis: ArqRedis) -> int:
+        """Wake endpoints whose due deliveries have no job (Redis lost it, a worker died
+        mid-send and its lease ran out); how many."""
+        grace = float(settings.webhook_relay_interval_seconds)
+        due = await maintenance.due_endpoints(db, grace=grace)
+        for item in due:
+            await _wake(redis, item.tenant_id, item.endpoint_id)
+        if due:
+            logger.info("relayed deliveries of %d webhook endpoint(s)", len(due))
+        return len(due)
+
     async def attempt_next(
         self,
         db: Database,
@@ -281,21 +243,15 @@ class WebhookDelivery:
     async def claim(
         self, db: Database, settings: Settings, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
     ) -> Claimed | None:
-        params = {"tenant": tenant_id, "endpoint": endpoint_id}
         async with db.session_scope(tenant_id) as session:
-            endpoint = (await session.execute(_LOCK_ENDPOINT, params)).first()
+            endpoint = await WebhookEndpointRepository(session, tenant_id).lock_enabled(endpoint_id)
             if endpoint is None:
                 return None
-            row = (
-                await session.execute(
-                    _CLAIM,
-                    {
-                        **params,
-                        "cap": settings.webhook_concurrency_per_endpoint,
-                        "lease": settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS,
-                    },
-                )
-            ).first()
+            row = await WebhookDeliveryRepository(session, tenant_id).claim(
+                endpoint_id,
+                cap=settings.webhook_concurrency_per_endpoint,
+                lease=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS,
+            )
         if row is None:
             return None
         return Claimed(
@@ -312,6 +268,9 @@ class WebhookDelivery:
         )
 
     async def send(self, settings: Settings, claimed: Claimed) -> Response:
+        # Here, not at the top: the first send imports httpx (see webhooks.transport).
+        from tenantry.webhooks import transport
+
         started = time.perf_counter()
 
         def took() -> int:
@@ -328,59 +287,28 @@ class WebhookDelivery:
         try:
             async with asyncio.timeout(settings.webhook_timeout_seconds):
                 target = await addresses.resolve_target(settings, claimed.url)
-                return await self._post(settings, claimed, target, secrets, took)
+                status_code, raw = await transport.post(
+                    target.pinned_url(claimed.url),
+                    claimed.body.encode(),
+                    _headers(claimed, target, secrets),
+                    timeout_seconds=settings.webhook_timeout_seconds,
+                    sni_hostname=target.host if target.scheme == "https" else None,
+                    limit=RESPONSE_BODY_LIMIT,
+                )
         except addresses.AddressRefused as exc:
             return Response(None, None, str(exc)[:500], took(), refused=True)
         except TimeoutError:
             return Response(
                 None, None, f"Timed out after {settings.webhook_timeout_seconds:g} s", took()
             )
-        except (httpx.HTTPError, OSError) as exc:
+        except (transport.HTTPError, OSError) as exc:
             return Response(None, None, _error(exc), took())
-
-    async def _post(
-        self,
-        settings: Settings,
-        claimed: Claimed,
-        target: addresses.Target,
-        secrets: list[str],
-        took: Callable[[], int],
-    ) -> Response:
-        now = datetime.now(UTC)
-        msg_id = str(claimed.delivery_id)
-        headers = {
-            "host": target.host_header,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature_header(secrets, msg_id, now, claimed.body),
-        }
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = client().build_request(
-            "POST",
-            target.pinned_url(claimed.url),
-            content=claimed.body.encode(),
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            extensions=extensions,
-        )
-        response = await client().send(request, stream=True)
-        try:
-            kept = bytearray()
-            async for chunk in response.aiter_raw():
-                kept += chunk
-                if len(kept) >= RESPONSE_BODY_LIMIT:
-                    break
-        finally:
-            await response.aclose()
-        body = bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")
         error = None
-        if not 200 <= response.status_code < 300:
-            error = f"HTTP {response.status_code}"
-            if 300 <= response.status_code < 400:
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+            if 300 <= status_code < 400:
                 error += " (redirects are not followed)"
-        return Response(response.status_code, body, error, took())
+        return Response(status_code, raw.decode("utf-8", errors="replace"), error, took())
 
     async def record(
         self,
@@ -392,44 +320,50 @@ class WebhookDelivery:
     ) -> AttemptResult:
         """Record the attempt; emails it queues (an endpoint disabled) leave after the
         commit, or with the email relay if `redis` is None or down."""
-        base = {"tenant": claimed.tenant_id, "id": claimed.delivery_id, "attempt": claimed.attempt}
-        fields = {"status_code": response.status_code, "error": response.error}
         WEBHOOK_ATTEMPT_DURATION.observe(response.duration_ms / 1000)
         retry_in: float | None = None
         disabled = False
+        code, error = response.status_code, response.error
         async with db.session_scope(claimed.tenant_id) as session:
-            await session.execute(
-                _ATTEMPT,
-                {
-                    "tenant": claimed.tenant_id,
-                    "id": uuid.uuid4(),
-                    "delivery": claimed.delivery_id,
-                    "at": datetime.now(UTC),
-                    "status_code": response.status_code,
-                    "duration_ms": response.duration_ms,
-                    "error": response.error,
-                    "response_body": response.body,
-                },
+            deliveries = WebhookDeliveryRepository(session, claimed.tenant_id)
+            await deliveries.add_attempt(
+                claimed.delivery_id,
+                at=datetime.now(UTC),
+                status_code=code,
+                duration_ms=response.duration_ms,
+                error=error,
+                response_body=response.body,
             )
-            endpoint = {"tenant": claimed.tenant_id, "endpoint": claimed.endpoint_id}
+            endpoints = WebhookEndpointRepository(session, claimed.tenant_id)
             if response.ok:
                 outcome = Outcome.SUCCEEDED
-                if (await session.execute(_SUCCEEDED, {**base, **fields})).first():
-                    await session.execute(_RESET_FAILURES, endpoint)
+                if await deliveries.settle(
+                    claimed.delivery_id, claimed.attempt, outcome, status_code=code, error=error
+                ):
+                    await endpoints.reset_failures(claimed.endpoint_id)
             elif (
                 response.refused
                 or response.status_code == 410
                 or claimed.attempt >= attempts_allowed(settings, claimed.max_attempts)
             ):
                 outcome = Outcome.FAILED
-                if (await session.execute(_FAILED, {**base, **fields})).first():
+                if await deliveries.settle(
+                    claimed.delivery_id, claimed.attempt, outcome, status_code=code, error=error
+                ):
                     disabled = await self._failed_for_good(
                         session, settings, claimed, gone=response.status_code == 410
                     )
             else:
                 outcome = Outcome.RETRIED
                 retry_in = retry_delay(settings, claimed.attempt)
-                await session.execute(_RETRY, {**base, **fields, "delay": retry_in})
+                await deliveries.settle(
+                    claimed.delivery_id,
+                    claimed.attempt,
+                    outcome,
+                    status_code=code,
+                    error=error,
+                    retry_in=retry_in,
+                )
             jobs = take_jobs(session)
         await send_jobs(redis, jobs)
         WEBHOOK_DELIVERIES.labels(outcome=outcome.value).inc()
@@ -450,8 +384,8 @@ class WebhookDelivery:
     ) -> bool:
         """Count a delivery that failed for good; disable the endpoint on a 410 or at
         WEBHOOK_DISABLE_AFTER in a row. True when this disabled it."""
-        endpoint = {"tenant": claimed.tenant_id, "endpoint": claimed.endpoint_id}
-        row = (await session.execute(_COUNT_FAILURE, endpoint)).first()
+        endpoints = WebhookEndpointRepository(session, claimed.tenant_id)
+        row = await endpoints.count_failure(claimed.endpoint_id)
         if row is None:
             return False
         if gone:
@@ -481,33 +415,28 @@ async def disable(
 ) -> bool:
     """Disable an enabled endpoint on the system's own authority: its pending deliveries
     fail, the audit log says so, and the tenant's owners and admins get an email."""
-    params = {"tenant": tenant_id, "endpoint": endpoint_id}
-    disabled = (await session.execute(_DISABLE, {**params, "reason": reason[:200]})).first()
-    if disabled is None:
+    url = await WebhookEndpointRepository(session, tenant_id).disable(endpoint_id, reason)
+    if url is None:
         return False
-    await session.execute(CANCEL_PENDING, params)
-    session.add(
-        AuditEvent(
-            tenant_id=tenant_id,
-            action="webhook.disabled",
-            target_type="webhook",
-            target_id=str(endpoint_id),
-            data={"reason": reason, "url": disabled.url},
-        )
+    await WebhookDeliveryRepository(session, tenant_id).cancel_pending(endpoint_id)
+    audit.record_system(
+        session,
+        tenant_id,
+        "webhook.disabled",
+        target_type="webhook",
+        target_id=endpoint_id,
+        data={"reason": reason, "url": url},
     )
-    tenant = await session.get(Tenant, tenant_id)
+    tenant = await tenant_service.get_live(session, tenant_id)
     tenant_name = tenant.name if tenant else "your organisation"
-    recipients = await session.execute(
-        _ADMINS, {"tenant": tenant_id, "owner": Role.OWNER.value, "admin": Role.ADMIN.value}
-    )
-    for (email,) in recipients.all():
+    for email in await member_service.admin_emails(session, tenant_id):
         queue_email(
             session,
             EmailKind.WEBHOOK_DISABLED,
             to=email,
             tenant_id=tenant_id,
             tenant_name=tenant_name,
-            url=disabled.url,
+            url=url,
             reason=reason,
             link=public_link(settings, api_path("webhooks", endpoint_id)),
         )

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import orjson
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.jobs import Job, enqueue
+from tenantry.webhooks.repository import WebhookEventRepository
 from tenantry.webhooks.schemas import EventName
 
 # The event catalogue (docs/webhooks.md): the schema's names, less the "*" wildcard.
@@ -32,28 +32,6 @@ EVENT_TYPES = frozenset(CATALOGUE)
 ALL = "*"
 PING = "webhook.ping"
 
-_FAN_OUT = sa.text(
-    """
-    WITH targets AS (
-        SELECT id FROM webhook_endpoints
-         WHERE tenant_id = :tenant AND status = 'enabled'
-           AND (events ? :type OR events ? '*' OR id = :only)
-           AND (CAST(:only AS uuid) IS NULL OR id = :only)
-    ), event AS (
-        INSERT INTO webhook_events (tenant_id, id, type, body, created_at)
-        SELECT :tenant, :event_id, :type, :body, :at
-         WHERE EXISTS (SELECT 1 FROM targets)
-        RETURNING id
-    )
-    INSERT INTO webhook_deliveries (
-        tenant_id, id, endpoint_id, event_id, event_type, status, attempt_count,
-        max_attempts, next_attempt_at, created_at, updated_at)
-    SELECT :tenant, gen_random_uuid(), targets.id, event.id, :type, 'pending', 0,
-           0, :at, :at, :at
-      FROM targets CROSS JOIN event
-    RETURNING id, endpoint_id
-    """
-)
 _WOKEN = "webhooks.woken"
 
 
@@ -116,19 +94,9 @@ async def emit(
     """
     assert type in EVENT_TYPES, type
     at = datetime.now(UTC)
-    rows = (
-        await session.execute(
-            _FAN_OUT,
-            {
-                "tenant": tenant_id,
-                "event_id": uuid.uuid4(),
-                "type": type,
-                "body": payload(type, tenant_id, data, at),
-                "at": at,
-                "only": only_endpoint,
-            },
-        )
-    ).all()
+    rows = await WebhookEventRepository(session, tenant_id).fan_out(
+        type, payload(type, tenant_id, data, at), at, only_endpoint=only_endpoint
+    )
     for row in rows:
         wake(session, tenant_id, row.endpoint_id)
     return [row.id for row in rows]

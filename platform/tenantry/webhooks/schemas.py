@@ -6,11 +6,11 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints, WithJsonSchema, field_validator
 
+from tenantry.kit.http import MAX_URL_LENGTH
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.schemas import NotNull, ReadSchema, Schema
 from tenantry.models import DeliveryStatus, EndpointStatus
 
-MAX_URL_LENGTH = 2048
 ALL = "*"
 Url = Annotated[
     str,

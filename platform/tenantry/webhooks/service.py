@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.config import Settings
 from tenantry.errors import Conflict, NotFound, Unprocessable
-from tenantry.kit.conditions import Precondition
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.kit.responses import serialise
+from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
-from tenantry.webhooks import events as webhook_events
-from tenantry.webhooks.delivery import CANCEL_PENDING
 from tenantry.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
 from tenantry.webhooks.schemas import (
     AttemptRead,
@@ -32,8 +31,6 @@ from tenantry.webhooks.schemas import (
 from tenantry.webhooks.secrets import Sealer, new_secret
 
 ROTATION_OVERLAP = timedelta(hours=24)
-# Other domains record their events through this service module (one-way layers).
-__all__ = ["webhook", "webhook_events"]
 
 
 class WebhookNotFound(NotFound):
@@ -94,11 +91,7 @@ class WebhookService:
         here still holds at the write."""
         repo = self._repo(session, principal)
         endpoint = await (repo.get_for_update(id) if lock else repo.get(id))
-        if endpoint is None:
-            raise WebhookNotFound()
-        if precondition is not None:
-            precondition.check(serialise(WebhookRead.model_validate(endpoint)).etag)
-        return endpoint
+        return writable(endpoint, WebhookNotFound, WebhookRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, settings: Settings, principal: Principal, data: WebhookCreate
@@ -166,7 +159,8 @@ class WebhookService:
             endpoint.consecutive_failures = 0
         elif changes.get("status") is EndpointStatus.DISABLED:
             endpoint.disabled_reason = None
-            await session.execute(CANCEL_PENDING, {"tenant": endpoint.tenant_id, "endpoint": id})
+            repo = WebhookDeliveryRepository(session, endpoint.tenant_id)
+            await repo.cancel_pending(id)
         if changes:
             session.add(endpoint)
             await session.flush()
@@ -289,4 +283,19 @@ class WebhookService:
         return delivery_id
 
 
+class WebhookEvents:
+    """What every other domain may call: record an event in its own transaction, where
+    it records the audit event (the outbox, its fan-out and the wake-ups stay here)."""
+
+    async def emit(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        type: str,
+        data: BaseModel | dict[str, Any],
+    ) -> None:
+        await events.emit(session, tenant_id, type, data)
+
+
 webhook = WebhookService()
+webhook_events = WebhookEvents()

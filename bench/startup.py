@@ -1,0 +1,123 @@
+"""What starting a process costs: the API module, the app, the worker's settings, the probe.
+
+`uv run python bench/startup.py [--runs 7] [--floor] [--bytecode compiled|none|both]`
+
+Each target runs in a fresh interpreter (`sys.executable`, the project's environment),
+the targets interleaved round by round so a burst of load elsewhere hits them alike.
+Prints the best and the median of the runs: CPU seconds (user + system of the child,
+which load elsewhere inflates least) and wall seconds. `tenantry worker --check` finds
+no worker here and exits 1; what it costs to say so is what a probe pays every period.
+
+Twice by default, because bytecode decides half of it: `compiled` reads `.pyc` files
+written by a first, unmeasured run (as the image ships them, `UV_COMPILE_BYTECODE`);
+`none` compiles every module from source in every process, which is what happens
+wherever `PYTHONDONTWRITEBYTECODE=1` is set and nothing compiled the environment. Both
+use a private `PYTHONPYCACHEPREFIX`, so the virtualenv's own caches play no part.
+
+`--floor` adds the libraries the API and the worker cannot start without, imported
+alone: what is left above that line is ours to cut. `python -X importtime -c "import
+tenantry.main"` shows where the rest goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("tenantry"))
+
+TARGETS: dict[str, list[str]] = {
+    "import tenantry.main": [sys.executable, "-c", "import tenantry.main"],
+    "create_app()": [
+        sys.executable,
+        "-c",
+        "from tenantry.main import create_app; create_app()",
+    ],
+    "import workers.settings": [sys.executable, "-c", "import workers.settings"],
+    "tenantry worker --check": [CLI, "worker", "--check"],
+}
+FLOOR: dict[str, list[str]] = {
+    "floor: python -c pass": [sys.executable, "-c", "pass"],
+    "floor: worker libraries": [
+        sys.executable,
+        "-c",
+        "import arq, asyncpg, orjson, prometheus_client, pydantic_settings, redis.asyncio,"
+        " sqlalchemy.ext.asyncio, sqlmodel",
+    ],
+    "floor: API libraries": [
+        sys.executable,
+        "-c",
+        "import arq, asyncpg, fastapi, jwt, orjson, prometheus_client, pydantic_settings,"
+        " redis.asyncio, sqlalchemy.ext.asyncio, sqlmodel",
+    ],
+}
+
+
+def environment(bytecode: str, cache: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(cache)}
+    # A port nothing listens on: the probe's answer is a refused connection, at once.
+    env.setdefault("WORKER_METRICS_PORT", "9")
+    if bytecode == "compiled":
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(CPU, wall) seconds of one fresh process, measured by the parent."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+def measure(
+    targets: dict[str, list[str]], env: dict[str, str], runs: int
+) -> dict[str, list[tuple[float, float]]]:
+    for argv in targets.values():  # once unmeasured: bytecode written (if it may be), files cached
+        run_once(argv, env)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+    for _ in range(runs):
+        for name, argv in targets.items():
+            results[name].append(run_once(argv, env))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="fresh processes per target")
+    parser.add_argument("--floor", action="store_true", help="also time the bare libraries")
+    parser.add_argument("--bytecode", choices=["compiled", "none", "both"], default="both")
+    args = parser.parse_args()
+
+    targets = {**TARGETS, **(FLOOR if args.floor else {})}
+    modes = ["compiled", "none"] if args.bytecode == "both" else [args.bytecode]
+    print(f"{args.runs} fresh processes per target; seconds")
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix="startup-pyc-") as cache:
+            results = measure(targets, environment(mode, Path(cache)), args.runs)
+        print(f"\nbytecode {mode}   (load average {os.getloadavg()[0]:.2f})")
+        print(f"{'':28} {'CPU best':>9} {'median':>7} {'wall best':>10} {'median':>7}")
+        for name, timings in results.items():
+            cpu = [c for c, _ in timings]
+            wall = [w for _, w in timings]
+            print(
+                f"{name:28} {min(cpu):9.3f} {statistics.median(cpu):7.3f}"
+                f" {min(wall):10.3f} {statistics.median(wall):7.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
