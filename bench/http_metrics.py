@@ -1,34 +1,13 @@
-"""What the HTTP metrics cost per request: our wiring of prometheus-fastapi-instrumentator
-against the library's defaults.
+"""What the HTTP metrics middleware costs per request: ours against the library's.
 
 `uv run python bench/http_metrics.py [--requests 20000] [--rounds 5]`
 
 Three copies of one FastAPI app with 60 routes in included routers (the shape of ours):
-no metrics; `tenantry.observability.http.instrument` (the library's middleware recording
-our series and the access-log call, plus the `RequestsInProgress` gauge); and the
-library with its defaults (in a registry of its own). Each request is one ASGI call of
-`GET /api/v1/r29/items/{id}`, in process, so the difference between copies is the
-middleware and nothing else. Prints the median of the rounds in µs per request, and
-each copy's overhead over the bare app.
-
-Measured 2026-12-02 (FastAPI 0.165, instrumentator 8.1) on the 2-core machine while
-other test suites ran, load average 5 to 11: every figure is inflated several times, so
-compare within a run. The hand-written middleware this replaced was added as a fourth
-copy for the first three runs; µs over bare, median of the rounds:
-
-| run (requests × rounds) | bare | ours | hand-written | library defaults |
-| --- | --- | --- | --- | --- |
-| 10,000 × 7 | 741 | +706 | +640 | +482 |
-| 10,000 × 7 | 2455 | +3325 | +2583 | +1142 |
-| 5,000 × 7, ours without the gauge: +519 | 855 | +869 | +1096 | – |
-| 5,000 × 5, this file as it stands | 1010 | +701 | – | +484 |
-
-Ours costs about a tenth to a quarter more than the hand-written class and more than the
-library's defaults: the in-progress gauge resolves the route a second time (the
-library's `get_route_name`; its middleware shares no lookup), and the access-log call
-is ours alone. Without the gauge ours was below the hand-written class. Before, on a
-quiet machine (instrumentator 7.1): bare 168, hand-written +94 (access log included),
-library +88.
+no metrics, `tenantry.observability.http.HttpMetricsMiddleware`, and
+prometheus-fastapi-instrumentator's own middleware (same series, in a registry of its
+own). Each request is one ASGI call of `GET /api/v1/r29/items/{id}`, in process, so the
+difference between copies is the middleware and nothing else. Prints the median of the
+rounds in µs per request, and each middleware's overhead over the bare app.
 """
 
 from __future__ import annotations
@@ -43,7 +22,8 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from tenantry.observability.http import instrument
+from tenantry.observability.http import HttpMetricsMiddleware
+from tenantry.observability.metrics import init_known_series
 
 
 def build(kind: str) -> FastAPI:
@@ -61,7 +41,8 @@ def build(kind: str) -> FastAPI:
 
         app.include_router(router, prefix="/api/v1")
     if kind == "ours":
-        instrument(app)
+        init_known_series()
+        app.add_middleware(HttpMetricsMiddleware)
     elif kind == "library":
         Instrumentator(registry=CollectorRegistry()).instrument(app)
     return app

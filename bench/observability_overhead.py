@@ -2,7 +2,7 @@
 
 Run: uv run python bench/observability_overhead.py   (prints µs per request)
 Compares GET /api/v1/nothing (a 404, logged at INFO) through the full app against the
-same app with the metrics middlewares removed; no database or Redis is touched.
+same app with the instrumentator middleware removed; no database or Redis is touched.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import os
 import time
 
 import httpx
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 
 from tenantry.config import Environment, Settings
 from tenantry.main import create_app
-from tenantry.observability.http import RequestsInProgress
+from tenantry.observability.http import HttpMetricsMiddleware
 
 N = int(os.environ.get("N", "3000"))
 
@@ -40,8 +39,7 @@ async def main() -> None:
     settings = Settings(environment=Environment.TEST, check_db_role=False)
     full = create_app(settings)
     bare = create_app(settings)
-    metrics = (PrometheusInstrumentatorMiddleware, RequestsInProgress)
-    bare.user_middleware = [m for m in bare.user_middleware if m.cls not in metrics]
+    bare.user_middleware = [m for m in bare.user_middleware if m.cls is not HttpMetricsMiddleware]
     results: dict[str, list[float]] = {"without metrics": [], "with metrics": []}
     for _ in range(3):
         results["without metrics"].append(await timed(bare))

@@ -124,7 +124,7 @@ WEBHOOK_ENDPOINTS_DISABLED = Counter(
     ["reason"],
 )
 
-# --- HTTP (recorded through prometheus-fastapi-instrumentator, see observability.http) -
+# --- HTTP (recorded by the instrumentator middleware, see observability.http) -----------
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
