@@ -196,24 +196,11 @@ def _fetchrow(query: str, args: Sequence[Any]) -> _Opening:
     return opening
 
 
-class _Connection:
-    """A checked-out asyncpg connection and what its opening statement returned."""
-
-    __slots__ = ("driver", "opening_result")
-
-    def __init__(self, driver: asyncpg.Connection) -> None:
-        self.driver = driver
-        self.opening_result: Any = None
-
-    async def fetchrow(self, query: str, *args: Any) -> Any:
-        return await self.driver.fetchrow(query, *args)
-
-
-async def _give_back(pooled: Any, connection: _Connection, error: BaseException | None) -> None:
+async def _give_back(pooled: Any, error: BaseException | None) -> None:
     """End the transaction we began (SQLAlchemy's pool would not: it rolls back only
     what it began itself) and return the connection, or invalidate it when its state
     is unknown."""
-    driver = connection.driver
+    driver: asyncpg.Connection = pooled.driver_connection
     if error is not None and (
         not isinstance(error, asyncpg.PostgresError) or isinstance(error, _CONNECTION_LOST)
     ):
@@ -238,8 +225,8 @@ class RawReads:
     back as plain dicts with the driver's values (UUID, datetime, str, int).
     """
 
-    def __init__(self, connection: _Connection, dialect: sa.Dialect) -> None:
-        self.connection = connection.driver
+    def __init__(self, connection: asyncpg.Connection, dialect: sa.Dialect) -> None:
+        self.connection = connection
         self.dialect = dialect
 
     async def all(
@@ -370,11 +357,11 @@ class Database:
         why a single database does without them.
         """
         if self.citus:
-            async with self._checked_out(_begin(None, None)) as connection:
+            async with self._checked_out(_begin(None, None)) as (connection, _):
                 record = await connection.fetchrow(query, *args)
         else:
-            async with self._checked_out(_fetchrow(query, args)) as connection:
-                record = connection.opening_result
+            async with self._checked_out(_fetchrow(query, args)) as (_, record):
+                pass
         return None if record is None else dict(record.items())
 
     @asynccontextmanager
@@ -390,13 +377,15 @@ class Database:
         straight on asyncpg with SQLAlchemy's compiled SQL, and COMMIT ends it: three
         round trips, on a connection held only for as long as the reads take.
         """
-        async with self._checked_out(_begin(tenant_id, user_id)) as connection:
+        async with self._checked_out(_begin(tenant_id, user_id)) as (connection, _):
             yield RawReads(connection, self.engine.dialect)
 
     @asynccontextmanager
-    async def _checked_out(self, opening: _Opening) -> AsyncIterator[_Connection]:
-        """A pooled asyncpg connection on which `opening` succeeded; any transaction it
-        began is committed on exit, or rolled back on an error.
+    async def _checked_out(
+        self, opening: _Opening
+    ) -> AsyncIterator[tuple[asyncpg.Connection, Any]]:
+        """A pooled asyncpg connection on which `opening` succeeded, and what it returned;
+        any transaction it began is committed on exit, or rolled back on an error.
 
         A pooled connection found dead by the opening statement (the database restarted,
         a proxy dropped it) is invalidated and the next one tried, until one answers or a
@@ -410,21 +399,21 @@ class Database:
             # Returning or invalidating a pooled connection may await the driver, which
             # SQLAlchemy's pool does only inside its greenlet bridge.
             pooled = await self.engine.raw_connection()
-            connection = _Connection(pooled.driver_connection)
+            connection: asyncpg.Connection = pooled.driver_connection
             try:
-                connection.opening_result = await opening(connection.driver)
+                opened = await opening(connection)
             except BaseException as exc:
-                await _give_back(pooled, connection, exc)
+                await _give_back(pooled, exc)
                 if attempt == attempts or not isinstance(exc, _CONNECTION_LOST):
                     raise
                 continue
             break
         try:
-            yield connection
+            yield connection, opened
         except BaseException as exc:
-            await _give_back(pooled, connection, exc)
+            await _give_back(pooled, exc)
             raise
-        await _give_back(pooled, connection, None)
+        await _give_back(pooled, None)
 
     @asynccontextmanager
     async def session_scope(
