@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -33,6 +34,8 @@ _SET_CONTEXT = (
     " p_maintenance => '')"
 )
 _CONTEXT = "rls_context"
+_WRITES = "writes"
+_WRITTEN = "tenants_written"
 # How asyncpg reports a connection that is gone: the server closed it (restart,
 # pg_terminate_backend), the socket broke, or the protocol met the server's goodbye
 # mid-operation.
@@ -56,6 +59,9 @@ class TenantSession(Session):
 
 @event.listens_for(TenantSession, "after_begin")
 def _apply_context(session: Session, transaction: object, connection: sa.Connection) -> None:
+    if session.info.get(_WRITES) is not None:
+        # A second transaction in one unit of work would commit apart from the first.
+        raise RuntimeError("the session began a transaction beside its open writes_for()")
     tenant_id, user_id = session.info.get(_CONTEXT, (None, None))
     connection.exec_driver_sql(_SET_CONTEXT, _context_args(tenant_id, user_id))
 
@@ -176,10 +182,12 @@ def _literal(value: uuid.UUID | None) -> str:
     return f"'{uuid.UUID(str(value))}'" if value is not None else "''"
 
 
-def _begin(tenant_id: uuid.UUID | None, user_id: uuid.UUID | None) -> _Opening:
-    """BEGIN READ ONLY with the RLS context, in one round trip (simple query protocol)."""
+def _begin(
+    tenant_id: uuid.UUID | None, user_id: uuid.UUID | None, *, read_only: bool = True
+) -> _Opening:
+    """BEGIN (READ ONLY) with the RLS context, in one round trip (simple query protocol)."""
     sql = (
-        "BEGIN READ ONLY; SELECT set_app_context("
+        f"BEGIN{' READ ONLY' if read_only else ''}; SELECT set_app_context("
         f"{_literal(tenant_id)}, {_literal(user_id)}, '', '', '')"
     )
 
@@ -199,11 +207,11 @@ def _fetchrow(query: str, args: Sequence[Any]) -> _Opening:
 async def _give_back(pooled: Any, error: BaseException | None) -> None:
     """End the transaction we began (SQLAlchemy's pool would not: it rolls back only
     what it began itself) and return the connection, or invalidate it when its state
-    is unknown."""
+    is unknown: it is gone, or a statement on it was cut short (a timeout, a
+    cancellation). An error of the caller's own between statements (a 404 raised in
+    a write's transaction) leaves it clean: rolled back and returned."""
     driver: asyncpg.Connection = pooled.driver_connection
-    if error is not None and (
-        not isinstance(error, asyncpg.PostgresError) or isinstance(error, _CONNECTION_LOST)
-    ):
+    if isinstance(error, (*_CONNECTION_LOST, TimeoutError, asyncio.CancelledError)):
         await greenlet_spawn(pooled.invalidate, error)
         await greenlet_spawn(pooled.close)
         return
@@ -218,7 +226,7 @@ async def _give_back(pooled: Any, error: BaseException | None) -> None:
 
 
 class RawReads:
-    """Runs SQLAlchemy Core selects on a raw asyncpg connection.
+    """Runs SQLAlchemy Core statements on a raw asyncpg connection.
 
     Each statement is compiled once per shape (SQLAlchemy's own cache key, as its
     engine does) and its parameters re-bound from the statement at hand. Rows come
@@ -230,10 +238,24 @@ class RawReads:
         self.dialect = dialect
 
     async def all(
-        self, stmt: sa.Select[*tuple[Any, ...]], values: Mapping[str, Any] | None = None
+        self, stmt: sa.ClauseElement, values: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         sql, args = compiled(stmt, self.dialect, values)
         return [dict(record.items()) for record in await self.connection.fetch(sql, *args)]
+
+
+class Writes(RawReads):
+    """Core statements (`INSERT/UPDATE/DELETE … RETURNING` templates, selects that lock)
+    in a unit of work's transaction, straight on its asyncpg connection: see
+    `writes_for`."""
+
+    async def one(
+        self, stmt: sa.ClauseElement, values: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The statement's only row (None when it matched none)."""
+        sql, args = compiled(stmt, self.dialect, values)
+        record = await self.connection.fetchrow(sql, *args)
+        return None if record is None else dict(record.items())
 
 
 class SessionReads:
@@ -256,18 +278,91 @@ _DATABASE = "database"
 _READ_ONLY = "read_only"
 
 
-def mark_read_only(session: AsyncSession, db: Database) -> None:
-    """Let `session`'s row reads take `db.reads()` while it has begun nothing (a GET)."""
+def use_database(session: AsyncSession, db: Database, *, read_only: bool = False) -> None:
+    """Let a request's session read and write on raw connections of `db`: a GET's row
+    reads in a read-only transaction of their own (`read_only`, while it has begun
+    nothing), a write request's statements in the one `writes_for` opens."""
     session.info[_DATABASE] = db
-    session.info[_READ_ONLY] = True
+    session.info[_READ_ONLY] = read_only
+
+
+def mark_written(session: Session | AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Invalidate the tenant's cache once this unit of work commits."""
+    session.info.setdefault(_WRITTEN, set()).add(tenant_id)
+
+
+def take_written(session: AsyncSession) -> set[uuid.UUID]:
+    written: set[uuid.UUID] = session.info.pop(_WRITTEN, set())
+    return written
+
+
+class OpenWrites:
+    """A unit of work's write transaction on a connection of its own; `end` (once, by
+    `end_writes`) commits it when given no error and rolls it back otherwise."""
+
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        end: Callable[[BaseException | None], Awaitable[None]],
+    ) -> None:
+        self.connection = connection
+        self.end = end
+
+
+async def writes_for(session: AsyncSession, *, opens: bool = True) -> Writes:
+    """Where a repository writes rows without the ORM: the unit of work's transaction,
+    on its asyncpg connection, for statements built once as templates.
+
+    A request's session (`use_database`) that has begun nothing opens it on a pooled
+    connection of its own, BEGIN and the RLS context in one round trip, kept until the
+    unit of work ends it (`end_writes`); every later `reads_for` and `writes_for` of the
+    request joins it, and the session may not begin an ORM transaction beside it (that
+    raises). A session already in a transaction (it used the ORM first; a job's or a
+    test's session) lends its own connection, so both see one transaction. Either way
+    the session's tenant is noted for cache invalidation, as a flush of its rows would.
+
+    `opens=False` never opens one: the write joins whichever transaction the unit of
+    work has, or the session's. For what every domain records beside its own write
+    (the audit row, the webhook fan-out): a domain whose rows go through the ORM must
+    never find its flush refused because a record opened the raw transaction first.
+    """
+    tenant_id, user_id = session.info.get(_CONTEXT, (None, None))
+    if tenant_id is not None:
+        mark_written(session, tenant_id)
+    bind = session.bind
+    assert bind is not None
+    open_writes: OpenWrites | None = session.info.get(_WRITES)
+    if open_writes is None:
+        db: Database | None = session.info.get(_DATABASE)
+        if db is None or not opens or session.in_transaction():
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            return Writes(raw.driver_connection, bind.dialect)
+        open_writes = await db.open_writes(tenant_id, user_id)
+        session.info[_WRITES] = open_writes
+    return Writes(open_writes.connection, bind.dialect)
+
+
+async def end_writes(session: AsyncSession, error: BaseException | None) -> None:
+    """Commit (no `error`) or roll back the transaction `writes_for` opened, if any."""
+    open_writes: OpenWrites | None = session.info.pop(_WRITES, None)
+    if open_writes is not None:
+        await open_writes.end(error)
 
 
 @asynccontextmanager
 async def reads_for(session: AsyncSession) -> AsyncIterator[Reads]:
-    """Where a repository reads plain rows: the session's own transaction once it has
-    one, or when the request may write (its reads must see its writes, and a second
-    connection per request would halve the pool under write load); else, for a GET,
-    a read-only transaction of its own under the session's RLS context."""
+    """Where a repository reads plain rows: the request's open write transaction
+    (`writes_for`), or the session's own transaction once it has one, or when the
+    request may write (its reads must see its writes, and a second connection per
+    request would halve the pool under write load); else, for a GET, a read-only
+    transaction of its own under the session's RLS context."""
+    open_writes: OpenWrites | None = session.info.get(_WRITES)
+    if open_writes is not None:
+        bind = session.bind
+        assert bind is not None
+        yield RawReads(open_writes.connection, bind.dialect)
+        return
     db: Database | None = session.info.get(_DATABASE)
     if db is None or not session.info.get(_READ_ONLY) or session.in_transaction():
         yield SessionReads(session)
@@ -282,12 +377,12 @@ _COMPILED_MAX = 512
 
 
 def compiled(
-    stmt: sa.Select[*tuple[Any, ...]], dialect: sa.Dialect, values: Mapping[str, Any] | None = None
+    stmt: sa.ClauseElement, dialect: sa.Dialect, values: Mapping[str, Any] | None = None
 ) -> tuple[str, list[Any]]:
     """`stmt` as the driver's SQL (`$n` placeholders) and its positional arguments,
     `values` filling its `bindparam` placeholders."""
     key = stmt._generate_cache_key()
-    compiled = _COMPILED.get(key.key) if key is not None else None
+    compiled: Any = _COMPILED.get(key.key) if key is not None else None
     if compiled is None:
         compiled = stmt.compile(dialect=dialect, cache_key=key)
         if compiled.literal_execute_params or compiled.post_compile_params:
@@ -380,12 +475,35 @@ class Database:
         async with self._checked_out(_begin(tenant_id, user_id)) as (connection, _):
             yield RawReads(connection, self.engine.dialect)
 
+    async def open_writes(
+        self, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None
+    ) -> OpenWrites:
+        """A write transaction under the RLS context for a request's unit of work (see
+        `writes_for`): BEGIN and the context in one round trip, as `reads` opens one."""
+        pooled, connection, _ = await self._check_out(_begin(tenant_id, user_id, read_only=False))
+
+        async def end(error: BaseException | None) -> None:
+            await _give_back(pooled, error)
+
+        return OpenWrites(connection, end)
+
     @asynccontextmanager
     async def _checked_out(
         self, opening: _Opening
     ) -> AsyncIterator[tuple[asyncpg.Connection, Any]]:
         """A pooled asyncpg connection on which `opening` succeeded, and what it returned;
-        any transaction it began is committed on exit, or rolled back on an error.
+        any transaction it began is committed on exit, or rolled back on an error."""
+        pooled, connection, opened = await self._check_out(opening)
+        try:
+            yield connection, opened
+        except BaseException as exc:
+            await _give_back(pooled, exc)
+            raise
+        await _give_back(pooled, None)
+
+    async def _check_out(self, opening: _Opening) -> tuple[Any, asyncpg.Connection, Any]:
+        """A pooled connection (SQLAlchemy's, to give back with `_give_back`), its asyncpg
+        connection, and what `opening` returned on it.
 
         A pooled connection found dead by the opening statement (the database restarted,
         a proxy dropped it) is invalidated and the next one tried, until one answers or a
@@ -407,13 +525,8 @@ class Database:
                 if attempt == attempts or not isinstance(exc, _CONNECTION_LOST):
                     raise
                 continue
-            break
-        try:
-            yield connection, opened
-        except BaseException as exc:
-            await _give_back(pooled, exc)
-            raise
-        await _give_back(pooled, None)
+            return pooled, connection, opened
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager
     async def session_scope(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
@@ -10,18 +9,23 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from tenantry import cache
 from tenantry.config import Settings
-from tenantry.db import Database, TenantSession, mark_read_only
+from tenantry.db import (
+    Database,
+    TenantSession,
+    end_writes,
+    mark_written,
+    take_written,
+    use_database,
+)
 from tenantry.errors import AppError
 from tenantry.jobs import send_jobs, take_jobs
 from tenantry.kit.openapi import declares
 from tenantry.models import TenantScoped
 
 _UNIT_OF_WORK = "tenantry.unit_of_work"
-_WRITTEN = "tenants_written"
 
 
 class UnitOfWorkSession(TenantSession):
@@ -30,7 +34,7 @@ class UnitOfWorkSession(TenantSession):
 
     A task, a membership whose removal unassigns tasks, anything of the tenant: reads
     of any of its resources may show it. Bulk `update()`/`delete()` statements skip the
-    ORM's flush; call `mark_written` for those.
+    ORM's flush; call `mark_written` for those (`db.writes_for` notes its own).
     """
 
     def flush(self, objects: Sequence[Any] | None = None) -> None:
@@ -38,16 +42,6 @@ class UnitOfWorkSession(TenantSession):
             if isinstance(obj, TenantScoped) and obj.tenant_id is not None:
                 mark_written(self, obj.tenant_id)
         super().flush(objects)
-
-
-def mark_written(session: Session | AsyncSession, tenant_id: uuid.UUID) -> None:
-    """Invalidate the tenant's cache once this unit of work commits."""
-    session.info.setdefault(_WRITTEN, set()).add(tenant_id)
-
-
-def _take_written(session: AsyncSession) -> set[uuid.UUID]:
-    written: set[uuid.UUID] = session.info.pop(_WRITTEN, set())
-    return written
 
 
 @declares(503)  # the database may be down or too slow: 503 with Retry-After
@@ -60,8 +54,7 @@ async def get_session(request: Request) -> AsyncSession:
     """
     db: Database = request.app.state.db
     session = db.sessionmaker(sync_session_class=UnitOfWorkSession)
-    if request.method in ("GET", "HEAD"):
-        mark_read_only(session, db)
+    use_database(session, db, read_only=request.method in ("GET", "HEAD"))
     request.scope[_UNIT_OF_WORK] = session
     return session
 
@@ -91,12 +84,12 @@ class UnitOfWorkRoute(APIRoute):
                     if exc.keep_changes:
                         await _commit(request, session)
                     else:
-                        await _discard(session)
+                        await _discard(session, exc)
                 raise
-            except BaseException:
+            except BaseException as exc:
                 session = request.scope.pop(_UNIT_OF_WORK, None)
                 if session is not None:
-                    await _discard(session)
+                    await _discard(session, exc)
                 raise
             session = request.scope.pop(_UNIT_OF_WORK, None)
             if session is not None:
@@ -109,23 +102,28 @@ class UnitOfWorkRoute(APIRoute):
 async def _commit(request: Request, session: AsyncSession) -> None:
     # A read answered from the cache never began a transaction: nothing to end. A
     # commit hands the connection back to the pool; there is nothing left to close.
-    if session.in_transaction():
-        try:
+    # The session's transaction and one opened by `db.writes_for` never coexist.
+    try:
+        if session.in_transaction():
             await session.commit()
-        except BaseException:
-            await _discard(session)
-            raise
+        await end_writes(session, None)
+    except BaseException as exc:
+        await _discard(session, exc)
+        raise
     redis = redis_of(request)
-    await cache.invalidate(redis, _take_written(session))
+    await cache.invalidate(redis, take_written(session))
     await send_jobs(redis, take_jobs(session))
 
 
-async def _discard(session: AsyncSession) -> None:
+async def _discard(session: AsyncSession, error: BaseException) -> None:
     take_jobs(session)
     try:
-        await session.rollback()
+        await end_writes(session, error)
     finally:
-        await session.close()
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
 
 
 # Plain lookups are `async def` on purpose: FastAPI runs a sync dependency in the thread

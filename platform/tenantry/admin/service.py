@@ -60,7 +60,7 @@ class AdminService:
         await session.flush()
         # The tenant's own audit trail shows what the platform changed, and who did.
         await set_tenant_context(session, tenant.id, user_id=principal.user_id)
-        audit.record(
+        await audit.record(
             session,
             dataclasses.replace(principal, tenant_id=tenant.id, role=None),
             "tenant.operator_updated",

@@ -47,7 +47,7 @@ class ApiKeyService:
             )
         )
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "api_key.created",
@@ -75,7 +75,7 @@ class ApiKeyService:
         api_key.revoked_at = utcnow()
         session.add(api_key)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "api_key.revoked",

@@ -1,21 +1,45 @@
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col
 
 from tenantry.audit.schemas import AuditFilters
+from tenantry.db import writes_for
 from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import AuditEvent
 
 NEWEST_FIRST = by_created(col(AuditEvent.created_at), col(AuditEvent.id))
+_ACTORS = ("actor_user_id", "actor_api_key_id", "ip", "user_agent")
+_FIELDS = ("tenant_id", "id", "created_at", "action", "target_type", "target_id", "data", *_ACTORS)
+
+
+@functools.cache
+def _insert() -> sa.Insert:
+    """The audit row as a template, compiled once (`db.compiled`)."""
+    return sa.insert(AuditEvent).values({name: sa.bindparam(f"v_{name}") for name in _FIELDS})
 
 
 class AuditEventRepository(TenantRepository[AuditEvent]):
     model = AuditEvent
+
+    async def write(self, **fields: Any) -> None:
+        """Write one event in the unit of work's transaction, whichever it is
+        (`writes_for(opens=False)`)."""
+        values: dict[str, Any] = {f"v_{name}": None for name in _ACTORS}
+        values.update({f"v_{name}": value for name, value in fields.items()})
+        values["v_tenant_id"] = self.tenant_id
+        values["v_id"] = uuid.uuid4()
+        values["v_created_at"] = datetime.now(UTC)
+        writes = await writes_for(self.session, opens=False)
+        await writes.all(_insert(), values)
 
     async def page(
         self, params: PageParams, filters: AuditFilters

@@ -11,11 +11,10 @@ from tenantry.audit.repository import AuditEventRepository
 from tenantry.audit.schemas import AuditEventRead, AuditFilters
 from tenantry.auth.principal import Principal
 from tenantry.kit.pagination import Page, PageParams
-from tenantry.models import AuditEvent
 
 
 class AuditService:
-    def record(
+    async def record(
         self,
         session: AsyncSession,
         principal: Principal,
@@ -24,9 +23,9 @@ class AuditService:
         target_type: str | None = None,
         target_id: object | None = None,
         data: dict[str, Any] | None = None,
-    ) -> AuditEvent:
+    ) -> None:
         """Record `action` (e.g. "project.created") by the principal in its tenant."""
-        return self.record_system(
+        await self.record_system(
             session,
             principal.require_tenant(),
             action,
@@ -39,7 +38,7 @@ class AuditService:
             user_agent=(principal.user_agent or "")[:400] or None,
         )
 
-    def record_system(
+    async def record_system(
         self,
         session: AsyncSession,
         tenant_id: uuid.UUID,
@@ -49,19 +48,17 @@ class AuditService:
         target_id: object | None = None,
         data: dict[str, Any] | None = None,
         **actor: Any,
-    ) -> AuditEvent:
+    ) -> None:
         """Record `action` in a tenant; without an actor, the system took it on its own
-        authority (a worker disabling a failing webhook)."""
-        event = AuditEvent(
-            tenant_id=tenant_id,
+        authority (a worker disabling a failing webhook). The row is written at once,
+        in the unit of work's transaction (one statement, no ORM object to flush)."""
+        await AuditEventRepository(session, tenant_id).write(
             action=action,
             target_type=target_type,
             target_id=str(target_id) if target_id is not None else None,
             data=data or {},
             **actor,
         )
-        session.add(event)
-        return event
 
     async def list(
         self,

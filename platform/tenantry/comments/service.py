@@ -50,7 +50,7 @@ class CommentService:
             )
         )
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "comment.created",
@@ -84,7 +84,7 @@ class CommentService:
             raise NotYourComment()
         await repo.delete(comment)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "comment.deleted",

@@ -116,7 +116,7 @@ class InvitationService:
             link=public_link(settings, "/invitations/accept", token=token),
             expires=invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
-        audit.record(
+        await audit.record(
             session,
             principal,
             "invitation.created",
@@ -154,7 +154,7 @@ class InvitationService:
         invitation.revoked_at = utcnow()
         session.add(invitation)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "invitation.revoked",
@@ -201,7 +201,7 @@ class InvitationService:
         invitation.accepted_by = user_id
         session.add(invitation)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             dataclasses.replace(principal, tenant_id=tenant_id, role=role),
             "invitation.accepted",

@@ -62,7 +62,7 @@ class MemberService:
         membership.role = data.role
         session.add(membership)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "member.role_changed",
@@ -90,7 +90,7 @@ class MemberService:
         await repository.unassign_tasks(user_id)
         await repository.delete(membership)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "member.left" if leaving else "member.removed",

@@ -40,7 +40,7 @@ class ProjectService:
     ) -> Project:
         project = self._repo(session, principal).add(Project(**data.model_dump()))
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "project.created",
@@ -83,7 +83,7 @@ class ProjectService:
             setattr(project, field, value)
         if changes:
             await session.flush()
-            audit.record(
+            await audit.record(
                 session,
                 principal,
                 "project.updated",
@@ -107,7 +107,7 @@ class ProjectService:
         project = await self._locked(repo, id, precondition)
         await repo.delete(project)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "project.deleted",

@@ -74,7 +74,7 @@ class ReportService:
                 params=params,
             )
         )
-        audit_service.record(
+        await audit_service.record(
             session,
             principal,
             "report.requested",

@@ -34,8 +34,9 @@ async def create(
 ) -> Response:
     """Create a task in a project."""
     task = await task_service.create(session, principal, project_id, body)
-    value = serialise(TaskRead.model_validate(task))
-    return entity(request, value, status_code=201, location=location(request, "tasks", task.id))
+    return entity(
+        request, serialise(task), status_code=201, location=location(request, "tasks", task.id)
+    )
 
 
 @router.get(
@@ -85,7 +86,7 @@ async def update(
 ) -> Response:
     """Change a task's fields (only if `If-Match` holds, when sent)."""
     task = await task_service.update(session, principal, id, body, if_match)
-    return entity(request, serialise(TaskRead.model_validate(task)))
+    return entity(request, serialise(task))
 
 
 @router.delete("/tasks/{id}", status_code=204)

@@ -7,9 +7,10 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.dml import ReturningDelete
 from sqlmodel import col
 
-from tenantry.db import reads_for
+from tenantry.db import reads_for, writes_for
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
 from tenantry.models import Project, Task
@@ -53,6 +54,56 @@ def _by_id() -> RowSelect:
 
 
 @functools.cache
+def _locked() -> RowSelect:
+    return _by_id().with_for_update()
+
+
+# What a new task's INSERT sets; every value comes from the service (the id and both
+# timestamps too), so the row it returns is the one it was given.
+_INSERTED = (
+    "tenant_id",
+    "id",
+    "project_id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee_id",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _insert() -> sa.Insert:
+    # Placeholders are named apart from the columns (SQLAlchemy reserves those names).
+    values: dict[str, Any] = {name: sa.bindparam(f"v_{name}") for name in _INSERTED}
+    return sa.insert(Task).values(values).returning(*COLUMNS)
+
+
+@functools.cache
+def _update(fields: tuple[str, ...]) -> sa.Update:
+    """One template per set of changed fields (sorted), `updated_at` always."""
+    values: dict[str, Any] = {name: sa.bindparam(f"v_{name}") for name in (*fields, "updated_at")}
+    return (
+        sa.update(Task)
+        .where(col(Task.tenant_id) == sa.bindparam("tenant_id"), col(Task.id) == sa.bindparam("id"))
+        .values(values)
+        .returning(*COLUMNS)
+    )
+
+
+@functools.cache
+def _delete() -> ReturningDelete[uuid.UUID, str]:
+    return (
+        sa.delete(Task)
+        .where(col(Task.tenant_id) == sa.bindparam("tenant_id"), col(Task.id) == sa.bindparam("id"))
+        .returning(col(Task.project_id), col(Task.title))
+    )
+
+
+@functools.cache
 def _in_project(status: bool, assignee: bool, text: bool) -> RowSelect:
     """The list's statement for one combination of filters, built once: a page binds
     values and builds no SQL (see `fetch_page`). Each filter of `TaskListQuery` must
@@ -74,12 +125,45 @@ def _in_project(status: bool, assignee: bool, text: bool) -> RowSelect:
 
 
 class TaskRepository(TenantRepository[Task]):
+    """Reads through `reads_for`; writes through `writes_for` with statements built
+    once, each a single round trip that answers the row as the API shows it."""
+
     model = Task
 
     async def get_row(self, id: uuid.UUID) -> dict[str, Any] | None:
         async with reads_for(self.session) as reads:
             rows = await reads.all(_by_id(), {"tenant_id": self.tenant_id, "id": id})
         return rows[0] if rows else None
+
+    async def lock_row(self, id: uuid.UUID) -> dict[str, Any] | None:
+        """The task, locked until the unit of work ends (an `If-Match` checked on it
+        still holds at the write)."""
+        writes = await writes_for(self.session)
+        return await writes.one(_locked(), {"tenant_id": self.tenant_id, "id": id})
+
+    async def insert_row(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert a task from its fields (`tenant_id` is the repository's); the row."""
+        writes = await writes_for(self.session)
+        row = await writes.one(
+            _insert(),
+            {f"v_{name}": values.get(name) for name in _INSERTED} | {"v_tenant_id": self.tenant_id},
+        )
+        assert row is not None
+        return row
+
+    async def update_row(
+        self, id: uuid.UUID, changes: dict[str, Any], at: datetime
+    ) -> dict[str, Any] | None:
+        """Set `changes` and `updated_at`; the row as it now is, None when there is none."""
+        values = {f"v_{name}": value for name, value in changes.items()}
+        values |= {"tenant_id": self.tenant_id, "id": id, "v_updated_at": at}
+        writes = await writes_for(self.session)
+        return await writes.one(_update(tuple(sorted(changes))), values)
+
+    async def delete_row(self, id: uuid.UUID) -> dict[str, Any] | None:
+        """Delete the task; its `project_id` and `title`, None when there was none."""
+        writes = await writes_for(self.session)
+        return await writes.one(_delete(), {"tenant_id": self.tenant_id, "id": id})
 
     async def list_rows(
         self, project_id: uuid.UUID, query: TaskListQuery

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -20,7 +20,7 @@ from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
 from tenantry.kit.precondition import Precondition, writable
-from tenantry.models import Task, Tenant
+from tenantry.models import Tenant
 from tenantry.projects.service import ProjectNotFound
 from tenantry.projects.service import project as project_service
 from tenantry.tasks.repository import TaskRepository
@@ -59,17 +59,19 @@ class TaskService:
     def _repo(self, session: AsyncSession, principal: Principal) -> TaskRepository:
         return TaskRepository(session, principal.require_tenant())
 
-    async def _locked(
+    async def _check(
         self, repo: TaskRepository, id: uuid.UUID, precondition: Precondition | None
-    ) -> Task:
-        """The task, locked for this transaction when a precondition must hold until
-        the write (a concurrent writer waits, then sees the new version)."""
-        task = await repo.get(id, for_update=precondition is not None)
-        return writable(task, TaskNotFound, TaskRead.model_validate, precondition)
+    ) -> None:
+        """With a precondition, lock the task and check it: it must hold until the write
+        (a concurrent writer waits, then sees the new version). Without one the write
+        itself finds the task, or not."""
+        if precondition is not None:
+            row = await repo.lock_row(id)
+            writable(row, TaskNotFound, TaskRead.model_validate, precondition)
 
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
-    ) -> Task:
+    ) -> TaskRead:
         repo = self._repo(session, principal)
         # With an assignee, two foreign keys can fail, and PostgreSQL checks them in an
         # order we do not choose (Citus's shards differ from a single database): look
@@ -78,9 +80,19 @@ class TaskService:
             session, principal, project_id
         ):
             raise ProjectNotFound()
-        task = repo.add(Task(project_id=project_id, **data.model_dump()))
-        await self._flush(session)  # the project and assignee are checked here
-        audit.record(
+        now = datetime.now(UTC)
+        values = data.model_dump() | {
+            "id": uuid.uuid4(),
+            "project_id": project_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            row = await repo.insert_row(values)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _refusal(exc) from None
+        task = TaskRead.model_validate(row)
+        await audit.record(
             session,
             principal,
             "task.created",
@@ -88,9 +100,7 @@ class TaskService:
             target_id=task.id,
             data={"project_id": str(project_id), "title": task.title},
         )
-        await webhook_events.emit(
-            session, repo.tenant_id, "task.created", TaskRead.model_validate(task)
-        )
+        await webhook_events.emit(session, repo.tenant_id, "task.created", task)
         return task
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
@@ -125,25 +135,28 @@ class TaskService:
         id: uuid.UUID,
         data: TaskUpdate,
         precondition: Precondition | None = None,
-    ) -> Task:
+    ) -> TaskRead:
         repo = self._repo(session, principal)
-        task = await self._locked(repo, id, precondition)
+        await self._check(repo, id, precondition)
         changes = data.model_dump(exclude_unset=True)
-        for field, value in changes.items():
-            setattr(task, field, value)
-        if changes:
-            await self._flush(session)
-            audit.record(
-                session,
-                principal,
-                "task.updated",
-                target_type="task",
-                target_id=task.id,
-                data={"fields": sorted(changes)},
-            )
-            await webhook_events.emit(
-                session, repo.tenant_id, "task.updated", TaskRead.model_validate(task)
-            )
+        if not changes:
+            return await self.get(session, principal, id)
+        try:
+            row = await repo.update_row(id, changes, datetime.now(UTC))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _refusal(exc) from None
+        if row is None:
+            raise TaskNotFound()
+        task = TaskRead.model_validate(row)
+        await audit.record(
+            session,
+            principal,
+            "task.updated",
+            target_type="task",
+            target_id=task.id,
+            data={"fields": sorted(changes)},
+        )
+        await webhook_events.emit(session, repo.tenant_id, "task.updated", task)
         return task
 
     async def delete(
@@ -154,16 +167,17 @@ class TaskService:
         precondition: Precondition | None = None,
     ) -> None:
         repo = self._repo(session, principal)
-        task = await self._locked(repo, id, precondition)
-        await repo.delete(task)
-        await session.flush()
-        audit.record(
+        await self._check(repo, id, precondition)
+        row = await repo.delete_row(id)
+        if row is None:
+            raise TaskNotFound()
+        await audit.record(
             session,
             principal,
             "task.deleted",
             target_type="task",
             target_id=id,
-            data={"project_id": str(task.project_id), "title": task.title},
+            data={"project_id": str(row["project_id"]), "title": row["title"]},
         )
         await webhook_events.emit(session, repo.tenant_id, "task.deleted", {"id": str(id)})
 
@@ -177,7 +191,7 @@ class TaskService:
         slug = (
             await session.execute(sa.select(col(Tenant.slug)).where(col(Tenant.id) == tenant_id))
         ).scalar_one()
-        audit.record(session, principal, "tasks.exported", target_type="tenant")
+        await audit.record(session, principal, "tasks.exported", target_type="tenant")
         today = datetime.now(UTC).date().isoformat()
         filename = f"tasks-{_UNSAFE_FILENAME.sub('-', slug)}-{today}.csv"
         return Export(filename, self._csv_chunks(db, tenant_id))
@@ -196,19 +210,18 @@ class TaskService:
                 writer.writerows([cell(row[c]) for c in EXPORT_COLUMNS] for row in rows)
                 yield buffer.getvalue().encode()
 
-    async def _flush(self, session: AsyncSession) -> None:
-        try:
-            await session.flush()
-        except IntegrityError as exc:
-            # The composite foreign keys are the check that the project and the
-            # assignee exist in this tenant: a lookup before the write would cost a
-            # round trip and could still lose a race with a concurrent removal.
-            constraint = violated_constraint(exc)
-            if constraint == "fk_tasks_assignee_membership":
-                raise AssigneeNotMember() from None
-            if constraint == "fk_tasks_project":
-                raise ProjectNotFound() from None
-            raise
+
+def _refusal(error: asyncpg.IntegrityConstraintViolationError) -> BaseException:
+    """What a refused task write answers. The composite foreign keys are the check that
+    the project and the assignee exist in this tenant: a lookup before the write would
+    cost a round trip and could still lose a race with a concurrent removal."""
+    constraint = violated_constraint(error)
+    if constraint == "fk_tasks_assignee_membership":
+        return AssigneeNotMember()
+    if constraint == "fk_tasks_project":
+        return ProjectNotFound()
+    refused: BaseException = error
+    return refused
 
 
 task = TaskService()

@@ -73,7 +73,7 @@ class TenantService:
         await set_tenant_context(session, tenant.id, user_id=user_id)
         member_service.add(session, tenant.id, user_id, Role.OWNER)
         owner = dataclasses.replace(principal, tenant_id=tenant.id, role=Role.OWNER)
-        audit.record(
+        await audit.record(
             session,
             owner,
             "tenant.created",
@@ -124,7 +124,7 @@ class TenantService:
                 setattr(tenant, key, value)
             session.add(tenant)
             await session.flush()
-            audit.record(
+            await audit.record(
                 session,
                 principal,
                 "tenant.updated",
@@ -145,7 +145,7 @@ class TenantService:
         session.add(tenant)
         await session.flush()
         # Purged with the tenant, so it is also logged for the platform's operators.
-        audit.record(
+        await audit.record(
             session, principal, "tenant.deleted", target_type="tenant", target_id=tenant.id
         )
         logger.info("tenant %s (%s) deleted by user %s", tenant.id, tenant.slug, principal.user_id)

@@ -419,7 +419,7 @@ async def disable(
     if url is None:
         return False
     await WebhookDeliveryRepository(session, tenant_id).cancel_pending(endpoint_id)
-    audit.record_system(
+    await audit.record_system(
         session,
         tenant_id,
         "webhook.disabled",

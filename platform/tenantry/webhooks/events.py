@@ -98,5 +98,5 @@ async def emit(
         type, payload(type, tenant_id, data, at), at, only_endpoint=only_endpoint
     )
     for row in rows:
-        wake(session, tenant_id, row.endpoint_id)
-    return [row.id for row in rows]
+        wake(session, tenant_id, row["endpoint_id"])
+    return [row["id"] for row in rows]

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tenantry.db import writes_for
 from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
@@ -348,7 +349,8 @@ class WebhookEventRepository:
         self, type: str, body: str, at: datetime, *, only_endpoint: uuid.UUID | None
     ) -> Sequence[Any]:
         """Write the event and a pending delivery per enabled endpoint subscribed to it
-        (nothing at all when there is none); the deliveries' (id, endpoint_id)."""
+        (nothing at all when there is none), in the unit of work's transaction whichever
+        it is (`writes_for(opens=False)`); the deliveries' {id, endpoint_id}."""
         params = {
             "tenant": self.tenant_id,
             "event_id": uuid.uuid4(),
@@ -357,7 +359,8 @@ class WebhookEventRepository:
             "at": at,
             "only": only_endpoint,
         }
-        return (await self.session.execute(_FAN_OUT, params)).all()
+        writes = await writes_for(self.session, opens=False)
+        return await writes.all(_FAN_OUT, params)
 
     async def delete_older_than(self, *, days: int, batch: int) -> int:
         """Delete up to `batch` events older than `days` (their deliveries and attempts

@@ -115,7 +115,7 @@ class WebhookService:
             )
         )
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "webhook.created",
@@ -164,7 +164,7 @@ class WebhookService:
         if changes:
             session.add(endpoint)
             await session.flush()
-            audit.record(
+            await audit.record(
                 session,
                 principal,
                 "webhook.updated",
@@ -184,7 +184,7 @@ class WebhookService:
         endpoint = await self._get(session, principal, id, lock=True, precondition=precondition)
         await self._repo(session, principal).delete(endpoint)
         await session.flush()
-        audit.record(
+        await audit.record(
             session,
             principal,
             "webhook.deleted",
@@ -205,7 +205,7 @@ class WebhookService:
         endpoint.secret_sealed = Sealer(settings).seal(endpoint.id, secret)
         session.add(endpoint)
         await session.flush()
-        audit.record(
+        await audit.record(
             session, principal, "webhook.secret_rotated", target_type="webhook", target_id=id
         )
         return secret
@@ -221,7 +221,7 @@ class WebhookService:
             {"endpoint_id": str(endpoint.id), "url": endpoint.url},
             only_endpoint=endpoint.id,
         )
-        audit.record(
+        await audit.record(
             session,
             principal,
             "webhook.pinged",
@@ -272,7 +272,7 @@ class WebhookService:
         session.add(delivery)
         await session.flush()
         events.wake(session, endpoint.tenant_id, endpoint.id)
-        audit.record(
+        await audit.record(
             session,
             principal,
             "webhook.redelivered",
