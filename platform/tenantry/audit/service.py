@@ -14,6 +14,29 @@ from tenantry.kit.pagination import Page, PageParams
 
 
 class AuditService:
+    def entry(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        target_type: str | None = None,
+        target_id: object | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The audit row of `action` by the principal, unwritten: for a change that also
+        emits a webhook event, which writes it in the same statement
+        (`webhook_events.emit(…, audit=entry)`)."""
+        return {
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(target_id) if target_id is not None else None,
+            "data": data or {},
+            "actor_user_id": principal.user_id,
+            "actor_api_key_id": principal.api_key_id,
+            "ip": principal.ip,
+            "user_agent": (principal.user_agent or "")[:400] or None,
+        }
+
     async def record(
         self,
         session: AsyncSession,
@@ -25,18 +48,10 @@ class AuditService:
         data: dict[str, Any] | None = None,
     ) -> None:
         """Record `action` (e.g. "project.created") by the principal in its tenant."""
-        await self.record_system(
-            session,
-            principal.require_tenant(),
-            action,
-            target_type=target_type,
-            target_id=target_id,
-            data=data,
-            actor_user_id=principal.user_id,
-            actor_api_key_id=principal.api_key_id,
-            ip=principal.ip,
-            user_agent=(principal.user_agent or "")[:400] or None,
+        entry = self.entry(
+            principal, action, target_type=target_type, target_id=target_id, data=data
         )
+        await AuditEventRepository(session, principal.require_tenant()).write(**entry)
 
     async def record_system(
         self,

@@ -92,15 +92,14 @@ class TaskService:
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _refusal(exc) from None
         task = TaskRead.model_validate(row)
-        await audit.record(
-            session,
+        entry = audit.entry(
             principal,
             "task.created",
             target_type="task",
             target_id=task.id,
             data={"project_id": str(project_id), "title": task.title},
         )
-        await webhook_events.emit(session, repo.tenant_id, "task.created", task)
+        await webhook_events.emit(session, repo.tenant_id, "task.created", task, audit=entry)
         return task
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
@@ -148,15 +147,14 @@ class TaskService:
         if row is None:
             raise TaskNotFound()
         task = TaskRead.model_validate(row)
-        await audit.record(
-            session,
+        entry = audit.entry(
             principal,
             "task.updated",
             target_type="task",
             target_id=task.id,
             data={"fields": sorted(changes)},
         )
-        await webhook_events.emit(session, repo.tenant_id, "task.updated", task)
+        await webhook_events.emit(session, repo.tenant_id, "task.updated", task, audit=entry)
         return task
 
     async def delete(
@@ -171,15 +169,16 @@ class TaskService:
         row = await repo.delete_row(id)
         if row is None:
             raise TaskNotFound()
-        await audit.record(
-            session,
+        entry = audit.entry(
             principal,
             "task.deleted",
             target_type="task",
             target_id=id,
             data={"project_id": str(row["project_id"]), "title": row["title"]},
         )
-        await webhook_events.emit(session, repo.tenant_id, "task.deleted", {"id": str(id)})
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.deleted", {"id": str(id)}, audit=entry
+        )
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:
         """The tenant's tasks as CSV, streamed from a server-side cursor.

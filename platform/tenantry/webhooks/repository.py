@@ -9,11 +9,12 @@ the read-only RLS arm its transaction names (migration 0006).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,16 +24,15 @@ from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
 from tenantry.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-_FAN_OUT = sa.text(
-    """
-    WITH targets AS (
+_FAN_OUT_SQL = """
+    targets AS (
         SELECT id FROM webhook_endpoints
          WHERE tenant_id = :tenant AND status = 'enabled'
            AND (events ? :type OR events ? '*' OR id = :only)
            AND (CAST(:only AS uuid) IS NULL OR id = :only)
     ), event AS (
         INSERT INTO webhook_events (tenant_id, id, type, body, created_at)
-        SELECT :tenant, :event_id, :type, :body, :at
+        SELECT :tenant, gen_random_uuid(), :type, :body, :at
          WHERE EXISTS (SELECT 1 FROM targets)
         RETURNING id
     )
@@ -43,8 +43,28 @@ _FAN_OUT = sa.text(
            0, :at, :at, :at
       FROM targets CROSS JOIN event
     RETURNING id, endpoint_id
-    """
+"""
+_FAN_OUT = sa.text("WITH " + _FAN_OUT_SQL)
+# The change's audit row rides in the same statement (one round trip for what a
+# change records; `emit(audit=…)`). Its columns are those of `audit.entry`.
+_AUDIT_COLUMNS = (
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "actor_user_id",
+    "actor_api_key_id",
+    "ip",
+    "user_agent",
 )
+_AUDITED_FAN_OUT = sa.text(
+    f"""
+    WITH audit AS (
+        INSERT INTO audit_events (tenant_id, id, created_at, {", ".join(_AUDIT_COLUMNS)})
+        VALUES (:tenant, gen_random_uuid(), :at, {", ".join(f":audit_{c}" for c in _AUDIT_COLUMNS)})
+    ), {_FAN_OUT_SQL}
+    """
+).bindparams(sa.bindparam("audit_data", type_=JSONB))
 
 _LOCK_ENDPOINT = sa.text(
     """
@@ -346,21 +366,25 @@ class WebhookEventRepository:
         self.tenant_id = tenant_id
 
     async def fan_out(
-        self, type: str, body: str, at: datetime, *, only_endpoint: uuid.UUID | None
+        self,
+        type: str,
+        body: str,
+        at: datetime,
+        *,
+        only_endpoint: uuid.UUID | None,
+        audit: Mapping[str, Any] | None = None,
     ) -> Sequence[Any]:
         """Write the event and a pending delivery per enabled endpoint subscribed to it
         (nothing at all when there is none), in the unit of work's transaction whichever
-        it is (`writes_for(opens=False)`); the deliveries' {id, endpoint_id}."""
-        params = {
-            "tenant": self.tenant_id,
-            "event_id": uuid.uuid4(),
-            "type": type,
-            "body": body,
-            "at": at,
-            "only": only_endpoint,
-        }
+        it is (`writes_for(opens=False)`); the deliveries' {id, endpoint_id}. With
+        `audit` (`audit.entry`), the change's audit row too, in the same statement."""
+        params = {"tenant": self.tenant_id, "type": type, "body": body, "at": at}
+        params["only"] = only_endpoint
         writes = await writes_for(self.session, opens=False)
-        return await writes.all(_FAN_OUT, params)
+        if audit is None:
+            return await writes.all(_FAN_OUT, params)
+        params.update({f"audit_{name}": audit[name] for name in _AUDIT_COLUMNS})
+        return await writes.all(_AUDITED_FAN_OUT, params)
 
     async def delete_older_than(self, *, days: int, batch: int) -> int:
         """Delete up to `batch` events older than `days` (their deliveries and attempts

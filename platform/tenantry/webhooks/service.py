@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -293,8 +294,12 @@ class WebhookEvents:
         tenant_id: uuid.UUID,
         type: str,
         data: BaseModel | dict[str, Any],
+        *,
+        audit: Mapping[str, Any] | None = None,
     ) -> None:
-        await events.emit(session, tenant_id, type, data)
+        """`audit`: the change's audit row (`audit.entry(…)`), written by the same
+        statement as the event, instead of a round trip of its own (`audit.record`)."""
+        await events.emit(session, tenant_id, type, data, audit=audit)
 
 
 webhook = WebhookService()
