@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
 from tenantry.config import Settings
@@ -244,15 +246,55 @@ class RawReads:
         return [dict(record.items()) for record in await self.connection.fetch(sql, *args)]
 
 
+@dataclass(frozen=True)
+class Rider:
+    """Something a write records beside its row that rides in the write's own statement
+    instead of a round trip of its own: a data-modifying CTE (an audit row) and/or a
+    value its RETURNING adds (does any webhook endpoint listen?), with the values of
+    their placeholders. `cte` and `returns` are templates built once, so each write
+    with its riders is compiled once (see `Writes.one`)."""
+
+    values: Mapping[str, Any]
+    cte: sa.CTE | None = None
+    returns: sa.Label[Any] | None = None
+
+
+_RIDDEN: dict[tuple[int, ...], sa.ClauseElement] = {}
+
+
+def _ridden(stmt: sa.ClauseElement, riders: Sequence[Rider]) -> sa.ClauseElement:
+    """`stmt` (an INSERT/UPDATE/DELETE … RETURNING template) with the riders' CTEs and
+    returned values, built once per combination (templates live as long as the process,
+    so their ids are stable keys)."""
+    ctes = [rider.cte for rider in riders if rider.cte is not None]
+    returns = [rider.returns for rider in riders if rider.returns is not None]
+    key = (id(stmt), *map(id, ctes), -1, *map(id, returns))
+    ridden = _RIDDEN.get(key)
+    if ridden is None:
+        assert isinstance(stmt, UpdateBase), stmt
+        ridden = _RIDDEN[key] = stmt.add_cte(*ctes).returning(*returns)
+    return ridden
+
+
 class Writes(RawReads):
     """Core statements (`INSERT/UPDATE/DELETE … RETURNING` templates, selects that lock)
     in a unit of work's transaction, straight on its asyncpg connection: see
     `writes_for`."""
 
     async def one(
-        self, stmt: sa.ClauseElement, values: Mapping[str, Any] | None = None
+        self,
+        stmt: sa.ClauseElement,
+        values: Mapping[str, Any] | None = None,
+        *,
+        riders: Sequence[Rider] = (),
     ) -> dict[str, Any] | None:
-        """The statement's only row (None when it matched none)."""
+        """The statement's only row (None when it matched none), with what `riders`
+        return beside its columns. The riders' CTEs run whether it matched or not: a
+        write that finds no row must end its unit of work with an error (a 404), which
+        rolls them back."""
+        if riders:
+            stmt = _ridden(stmt, riders)
+            values = {**(values or {}), **{k: v for r in riders for k, v in r.values.items()}}
         sql, args = compiled(stmt, self.dialect, values)
         record = await self.connection.fetchrow(sql, *args)
         return None if record is None else dict(record.items())

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.repository import AuditEventRepository
 from tenantry.audit.schemas import AuditEventRead, AuditFilters
 from tenantry.auth.principal import Principal
+from tenantry.db import Rider
 from tenantry.kit.pagination import Page, PageParams
 
 
@@ -23,9 +24,7 @@ class AuditService:
         target_id: object | None = None,
         data: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The audit row of `action` by the principal, unwritten: for a change that also
-        emits a webhook event, which writes it in the same statement
-        (`webhook_events.emit(…, audit=entry)`)."""
+        """The audit row of `action` by the principal, unwritten (`rider`)."""
         return {
             "action": action,
             "target_type": target_type,
@@ -36,6 +35,11 @@ class AuditService:
             "ip": principal.ip,
             "user_agent": (principal.user_agent or "")[:400] or None,
         }
+
+    def rider(self, session: AsyncSession, principal: Principal, entry: dict[str, Any]) -> Rider:
+        """`entry` (`entry(…)`) as a rider of the write it records: written by the write's
+        own statement (`Writes.one(riders=…)`), no round trip of its own."""
+        return AuditEventRepository(session, principal.require_tenant()).rider(entry)
 
     async def record(
         self,

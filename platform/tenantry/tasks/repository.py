@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningDelete
 from sqlmodel import col
 
-from tenantry.db import reads_for, writes_for
+from tenantry.db import Rider, reads_for, writes_for
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
 from tenantry.models import Project, Task
@@ -141,29 +141,37 @@ class TaskRepository(TenantRepository[Task]):
         writes = await writes_for(self.session)
         return await writes.one(_locked(), {"tenant_id": self.tenant_id, "id": id})
 
-    async def insert_row(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Insert a task from its fields (`tenant_id` is the repository's); the row."""
+    async def insert_row(
+        self, values: dict[str, Any], riders: Sequence[Rider] = ()
+    ) -> dict[str, Any]:
+        """Insert a task from its fields (`tenant_id` is the repository's); the row, with
+        what the riders return."""
         writes = await writes_for(self.session)
         row = await writes.one(
             _insert(),
             {f"v_{name}": values.get(name) for name in _INSERTED} | {"v_tenant_id": self.tenant_id},
+            riders=riders,
         )
         assert row is not None
         return row
 
     async def update_row(
-        self, id: uuid.UUID, changes: dict[str, Any], at: datetime
+        self, id: uuid.UUID, changes: dict[str, Any], at: datetime, riders: Sequence[Rider] = ()
     ) -> dict[str, Any] | None:
-        """Set `changes` and `updated_at`; the row as it now is, None when there is none."""
+        """Set `changes` and `updated_at`; the row as it now is (with what the riders
+        return), None when there is none."""
         values = {f"v_{name}": value for name, value in changes.items()}
         values |= {"tenant_id": self.tenant_id, "id": id, "v_updated_at": at}
         writes = await writes_for(self.session)
-        return await writes.one(_update(tuple(sorted(changes))), values)
+        return await writes.one(_update(tuple(sorted(changes))), values, riders=riders)
 
-    async def delete_row(self, id: uuid.UUID) -> dict[str, Any] | None:
-        """Delete the task; its `project_id` and `title`, None when there was none."""
+    async def delete_row(
+        self, id: uuid.UUID, riders: Sequence[Rider] = ()
+    ) -> dict[str, Any] | None:
+        """Delete the task; its `project_id` and `title` (with what the riders return),
+        None when there was none."""
         writes = await writes_for(self.session)
-        return await writes.one(_delete(), {"tenant_id": self.tenant_id, "id": id})
+        return await writes.one(_delete(), {"tenant_id": self.tenant_id, "id": id}, riders=riders)
 
     async def list_rows(
         self, project_id: uuid.UUID, query: TaskListQuery

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from sqlmodel import col
 
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
-from tenantry.db import Database, violated_constraint
+from tenantry.db import Database, Rider, violated_constraint
 from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.csv import cell
 from tenantry.kit.pagination import Page
@@ -31,6 +32,7 @@ from tenantry.tasks.schemas import (
     TaskRead,
     TaskUpdate,
 )
+from tenantry.webhooks.repository import SUBSCRIBED
 from tenantry.webhooks.service import webhook_events
 
 EXPORT_BATCH = 1_000
@@ -69,6 +71,18 @@ class TaskService:
             row = await repo.lock_row(id)
             writable(row, TaskNotFound, TaskRead.model_validate, precondition)
 
+    def _riders(
+        self, session: AsyncSession, principal: Principal, entry: dict[str, Any]
+    ) -> list[Rider]:
+        """What a task write records beside its row, in its own statement: the audit
+        row, and whether any webhook endpoint listens (then, and only then, the event
+        is fanned out by a statement of its own, with the row as written)."""
+        tenant_id = principal.require_tenant()
+        return [
+            audit.rider(session, principal, entry),
+            webhook_events.rider(session, tenant_id, entry["action"]),
+        ]
+
     async def create(
         self, session: AsyncSession, principal: Principal, project_id: uuid.UUID, data: TaskCreate
     ) -> TaskRead:
@@ -87,19 +101,23 @@ class TaskService:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            row = await repo.insert_row(values)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise _refusal(exc) from None
-        task = TaskRead.model_validate(row)
         entry = audit.entry(
             principal,
             "task.created",
             target_type="task",
-            target_id=task.id,
-            data={"project_id": str(project_id), "title": task.title},
+            target_id=values["id"],
+            data={"project_id": str(project_id), "title": values["title"]},
         )
-        await webhook_events.emit(session, repo.tenant_id, "task.created", task, audit=entry)
+        riders = self._riders(session, principal, entry)
+        try:
+            row = await repo.insert_row(values, riders)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _refusal(exc) from None
+        subscribed = row.pop(SUBSCRIBED)
+        task = TaskRead.model_validate(row)
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.created", task, subscribed=subscribed
+        )
         return task
 
     async def get(self, session: AsyncSession, principal: Principal, id: uuid.UUID) -> TaskRead:
@@ -140,21 +158,25 @@ class TaskService:
         changes = data.model_dump(exclude_unset=True)
         if not changes:
             return await self.get(session, principal, id)
-        try:
-            row = await repo.update_row(id, changes, datetime.now(UTC))
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise _refusal(exc) from None
-        if row is None:
-            raise TaskNotFound()
-        task = TaskRead.model_validate(row)
         entry = audit.entry(
             principal,
             "task.updated",
             target_type="task",
-            target_id=task.id,
+            target_id=id,
             data={"fields": sorted(changes)},
         )
-        await webhook_events.emit(session, repo.tenant_id, "task.updated", task, audit=entry)
+        riders = self._riders(session, principal, entry)
+        try:
+            row = await repo.update_row(id, changes, datetime.now(UTC), riders)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _refusal(exc) from None
+        if row is None:
+            raise TaskNotFound()  # rolls back the audit row that rode along
+        subscribed = row.pop(SUBSCRIBED)
+        task = TaskRead.model_validate(row)
+        await webhook_events.emit(
+            session, repo.tenant_id, "task.updated", task, subscribed=subscribed
+        )
         return task
 
     async def delete(
@@ -166,10 +188,13 @@ class TaskService:
     ) -> None:
         repo = self._repo(session, principal)
         await self._check(repo, id, precondition)
-        row = await repo.delete_row(id)
+        listening = webhook_events.rider(session, repo.tenant_id, "task.deleted")
+        row = await repo.delete_row(id, [listening])
         if row is None:
             raise TaskNotFound()
-        entry = audit.entry(
+        # What the audit row says comes from the deleted row: it follows the delete.
+        await audit.record(
+            session,
             principal,
             "task.deleted",
             target_type="task",
@@ -177,7 +202,7 @@ class TaskService:
             data={"project_id": str(row["project_id"]), "title": row["title"]},
         )
         await webhook_events.emit(
-            session, repo.tenant_id, "task.deleted", {"id": str(id)}, audit=entry
+            session, repo.tenant_id, "task.deleted", {"id": str(id)}, subscribed=row[SUBSCRIBED]
         )
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:

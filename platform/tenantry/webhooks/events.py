@@ -15,7 +15,6 @@ hundred events for one endpoint in a second queue one job, not a hundred.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -88,18 +87,15 @@ async def emit(
     data: BaseModel | dict[str, Any],
     *,
     only_endpoint: uuid.UUID | None = None,
-    audit: Mapping[str, Any] | None = None,
 ) -> list[uuid.UUID]:
     """Record `type` for every subscribed enabled endpoint; the deliveries' ids.
 
     `only_endpoint` sends to that endpoint alone, whatever it subscribes to (a ping).
-    `audit` (`audit.entry(…)`) is the change's audit row, written by the same
-    statement: one round trip for both.
     """
     assert type in EVENT_TYPES, type
     at = datetime.now(UTC)
     rows = await WebhookEventRepository(session, tenant_id).fan_out(
-        type, payload(type, tenant_id, data, at), at, only_endpoint=only_endpoint, audit=audit
+        type, payload(type, tenant_id, data, at), at, only_endpoint=only_endpoint
     )
     for row in rows:
         wake(session, tenant_id, row["endpoint_id"])

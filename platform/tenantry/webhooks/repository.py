@@ -8,24 +8,31 @@ the read-only RLS arm its transaction names (migration 0006).
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from tenantry.db import writes_for
+from tenantry.db import Rider, writes_for
 from tenantry.kit.keyset import by_created, fetch_page
 from tenantry.kit.pagination import PageParams
 from tenantry.kit.repository import TenantRepository
-from tenantry.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from tenantry.models import (
+    DeliveryStatus,
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
-_FAN_OUT_SQL = """
-    targets AS (
+_FAN_OUT = sa.text(
+    """
+    WITH targets AS (
         SELECT id FROM webhook_endpoints
          WHERE tenant_id = :tenant AND status = 'enabled'
            AND (events ? :type OR events ? '*' OR id = :only)
@@ -43,28 +50,27 @@ _FAN_OUT_SQL = """
            0, :at, :at, :at
       FROM targets CROSS JOIN event
     RETURNING id, endpoint_id
-"""
-_FAN_OUT = sa.text("WITH " + _FAN_OUT_SQL)
-# The change's audit row rides in the same statement (one round trip for what a
-# change records; `emit(audit=…)`). Its columns are those of `audit.entry`.
-_AUDIT_COLUMNS = (
-    "action",
-    "target_type",
-    "target_id",
-    "data",
-    "actor_user_id",
-    "actor_api_key_id",
-    "ip",
-    "user_agent",
-)
-_AUDITED_FAN_OUT = sa.text(
-    f"""
-    WITH audit AS (
-        INSERT INTO audit_events (tenant_id, id, created_at, {", ".join(_AUDIT_COLUMNS)})
-        VALUES (:tenant, gen_random_uuid(), :at, {", ".join(f":audit_{c}" for c in _AUDIT_COLUMNS)})
-    ), {_FAN_OUT_SQL}
     """
-).bindparams(sa.bindparam("audit_data", type_=JSONB))
+)
+SUBSCRIBED = "webhooks_subscribed"
+
+
+@functools.cache
+def _subscribed() -> sa.Label[bool]:
+    """Whether an enabled endpoint of the tenant listens to the event type: the same
+    test as `_FAN_OUT`'s targets, as a value a write's RETURNING can carry."""
+    type = sa.bindparam("webhooks_type", type_=sa.String())
+    has = col(WebhookEndpoint.events).op("?")
+    return (
+        sa.exists()
+        .where(
+            col(WebhookEndpoint.tenant_id) == sa.bindparam("webhooks_tenant"),
+            col(WebhookEndpoint.status) == EndpointStatus.ENABLED.value,
+            sa.or_(has(type), has(sa.literal("*", sa.String()))),
+        )
+        .label(SUBSCRIBED)
+    )
+
 
 _LOCK_ENDPOINT = sa.text(
     """
@@ -365,6 +371,13 @@ class WebhookEventRepository:
         self.session = session
         self.tenant_id = tenant_id
 
+    def subscribed(self, type: str) -> Rider:
+        """Whether anyone listens to `type`, as a value riding in the write that causes
+        it (`SUBSCRIBED` in its row): when none does, the change needs no fan-out."""
+        return Rider(
+            {"webhooks_tenant": self.tenant_id, "webhooks_type": type}, returns=_subscribed()
+        )
+
     async def fan_out(
         self,
         type: str,
@@ -372,19 +385,14 @@ class WebhookEventRepository:
         at: datetime,
         *,
         only_endpoint: uuid.UUID | None,
-        audit: Mapping[str, Any] | None = None,
     ) -> Sequence[Any]:
         """Write the event and a pending delivery per enabled endpoint subscribed to it
         (nothing at all when there is none), in the unit of work's transaction whichever
-        it is (`writes_for(opens=False)`); the deliveries' {id, endpoint_id}. With
-        `audit` (`audit.entry`), the change's audit row too, in the same statement."""
+        it is (`writes_for(opens=False)`); the deliveries' {id, endpoint_id}."""
         params = {"tenant": self.tenant_id, "type": type, "body": body, "at": at}
         params["only"] = only_endpoint
         writes = await writes_for(self.session, opens=False)
-        if audit is None:
-            return await writes.all(_FAN_OUT, params)
-        params.update({f"audit_{name}": audit[name] for name in _AUDIT_COLUMNS})
-        return await writes.all(_AUDITED_FAN_OUT, params)
+        return await writes.all(_FAN_OUT, params)
 
     async def delete_older_than(self, *, days: int, batch: int) -> int:
         """Delete up to `batch` events older than `days` (their deliveries and attempts

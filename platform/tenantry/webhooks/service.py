@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -13,13 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.config import Settings
+from tenantry.db import Rider
 from tenantry.errors import Conflict, NotFound, Unprocessable
 from tenantry.kit.pagination import Page, PageParams
 from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, WebhookEndpoint
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
-from tenantry.webhooks.repository import WebhookDeliveryRepository, WebhookEndpointRepository
+from tenantry.webhooks.repository import (
+    WebhookDeliveryRepository,
+    WebhookEndpointRepository,
+    WebhookEventRepository,
+)
 from tenantry.webhooks.schemas import (
     AttemptRead,
     DeliveryDetail,
@@ -295,11 +299,19 @@ class WebhookEvents:
         type: str,
         data: BaseModel | dict[str, Any],
         *,
-        audit: Mapping[str, Any] | None = None,
+        subscribed: bool = True,
     ) -> None:
-        """`audit`: the change's audit row (`audit.entry(…)`), written by the same
-        statement as the event, instead of a round trip of its own (`audit.record`)."""
-        await events.emit(session, tenant_id, type, data, audit=audit)
+        """`subscribed=False`: the change's own statement found no endpoint listening
+        (`rider`), so there is nothing to fan out and no statement is sent. An endpoint
+        enabled after that statement and before the commit misses the event, as one
+        enabled after the fan-out statement would."""
+        if subscribed:
+            await events.emit(session, tenant_id, type, data)
+
+    def rider(self, session: AsyncSession, tenant_id: uuid.UUID, type: str) -> Rider:
+        """Asks, inside the write that causes `type`, whether any endpoint listens: the
+        answer is `SUBSCRIBED` in the write's row, for `emit(subscribed=…)`."""
+        return WebhookEventRepository(session, tenant_id).subscribed(type)
 
 
 webhook = WebhookService()
