@@ -32,7 +32,6 @@ from tenantry.tasks.schemas import (
     TaskRead,
     TaskUpdate,
 )
-from tenantry.webhooks.repository import SUBSCRIBED
 from tenantry.webhooks.service import webhook_events
 
 EXPORT_BATCH = 1_000
@@ -113,7 +112,7 @@ class TaskService:
             row = await repo.insert_row(values, riders)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _refusal(exc) from None
-        subscribed = row.pop(SUBSCRIBED)
+        subscribed = webhook_events.listening(row)
         task = TaskRead.model_validate(row)
         await webhook_events.emit(
             session, repo.tenant_id, "task.created", task, subscribed=subscribed
@@ -172,7 +171,7 @@ class TaskService:
             raise _refusal(exc) from None
         if row is None:
             raise TaskNotFound()  # rolls back the audit row that rode along
-        subscribed = row.pop(SUBSCRIBED)
+        subscribed = webhook_events.listening(row)
         task = TaskRead.model_validate(row)
         await webhook_events.emit(
             session, repo.tenant_id, "task.updated", task, subscribed=subscribed
@@ -202,7 +201,11 @@ class TaskService:
             data={"project_id": str(row["project_id"]), "title": row["title"]},
         )
         await webhook_events.emit(
-            session, repo.tenant_id, "task.deleted", {"id": str(id)}, subscribed=row[SUBSCRIBED]
+            session,
+            repo.tenant_id,
+            "task.deleted",
+            {"id": str(id)},
+            subscribed=webhook_events.listening(row),
         )
 
     async def export_csv(self, session: AsyncSession, db: Database, principal: Principal) -> Export:

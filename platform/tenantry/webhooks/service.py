@@ -20,6 +20,7 @@ from tenantry.models import DeliveryStatus, EndpointStatus, WebhookDelivery, Web
 from tenantry.models.base import utcnow
 from tenantry.webhooks import addresses, events
 from tenantry.webhooks.repository import (
+    SUBSCRIBED,
     WebhookDeliveryRepository,
     WebhookEndpointRepository,
     WebhookEventRepository,
@@ -310,8 +311,12 @@ class WebhookEvents:
 
     def rider(self, session: AsyncSession, tenant_id: uuid.UUID, type: str) -> Rider:
         """Asks, inside the write that causes `type`, whether any endpoint listens: the
-        answer is `SUBSCRIBED` in the write's row, for `emit(subscribed=…)`."""
+        answer rides back in the write's row (`listening`)."""
         return WebhookEventRepository(session, tenant_id).subscribed(type)
+
+    def listening(self, row: dict[str, Any]) -> bool:
+        """The answer to `rider` in a written row, taken out of it (for `emit`)."""
+        return bool(row.pop(SUBSCRIBED))
 
 
 webhook = WebhookService()
