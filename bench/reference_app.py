@@ -14,7 +14,9 @@ and answer orjson. Five round trips for a read; the app is free to do better.
 - `POST /api/v1/projects/{id}/tasks`, `PATCH /api/v1/tasks/{id}`: the write, its audit
   row and the webhook fan-out statement the app runs (`tenantry.webhooks.events`): it
   writes an event and deliveries only when the tenant has a subscribed endpoint, which
-  the seeded tenants do not, so both sides run it and it inserts nothing.
+  the seeded tenants do not, so it inserts nothing. The app asks that question inside
+  its write's own statement (with the audit row) and runs the fan-out only when an
+  endpoint listens; the reference runs it every time. The rows written are the same.
 - `GET  /api/v1/users/me`: the user and their memberships (the RLS user arm).
 
 Run: DATABASE_URL=postgresql://tenantry_app@127.0.0.1/tenantry_bh_10 SECRET_KEY=… \

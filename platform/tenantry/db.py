@@ -263,16 +263,19 @@ _RIDDEN: dict[tuple[int, ...], sa.ClauseElement] = {}
 
 
 def _ridden(stmt: sa.ClauseElement, riders: Sequence[Rider]) -> sa.ClauseElement:
-    """`stmt` (an INSERT/UPDATE/DELETE … RETURNING template) with the riders' CTEs and
-    returned values, built once per combination (templates live as long as the process,
-    so their ids are stable keys)."""
+    """`stmt` (an INSERT/UPDATE/DELETE … RETURNING template) with the riders, built once
+    per combination (templates live as long as the process, so their ids are stable
+    keys): `WITH written AS (stmt), <the riders' CTEs> SELECT written.*, <their values>
+    FROM written`. The write is a CTE of a SELECT rather than the statement itself
+    because Citus refuses a subquery inside an INSERT (the riders' values are some)."""
     ctes = [rider.cte for rider in riders if rider.cte is not None]
     returns = [rider.returns for rider in riders if rider.returns is not None]
     key = (id(stmt), *map(id, ctes), -1, *map(id, returns))
     ridden = _RIDDEN.get(key)
     if ridden is None:
         assert isinstance(stmt, UpdateBase), stmt
-        ridden = _RIDDEN[key] = stmt.add_cte(*ctes).returning(*returns)
+        written = stmt.cte("written")
+        ridden = _RIDDEN[key] = sa.select(written, *returns).add_cte(*ctes)
     return ridden
 
 
