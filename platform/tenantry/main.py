@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from tenantry.kit.startup import startup_imports
 
-from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+# Everything the API needs loads here, with the garbage collector paused (kit.startup).
+with startup_imports():
+    import asyncio
+    import gc
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
 
-from tenantry import __version__, cache, health
-from tenantry.config import Environment, Settings, get_settings
-from tenantry.db import Database, app_role_problems
-from tenantry.error_handlers import install_error_handlers
-from tenantry.idempotency import IdempotencyMiddleware
-from tenantry.input_guard import InputGuardMiddleware
-from tenantry.kit import openapi
-from tenantry.kit.http import API_PREFIX
-from tenantry.middleware import HttpShellMiddleware
-from tenantry.observability import http as http_metrics
-from tenantry.observability.multiprocess import mark_process_dead
-from tenantry.observability.sentry import init_sentry
-from tenantry.redis_client import create_redis
+    from fastapi import APIRouter, FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
+
+    from tenantry import __version__, cache, health
+    from tenantry.config import Environment, Settings, get_settings
+    from tenantry.db import Database, app_role_problems
+    from tenantry.error_handlers import install_error_handlers
+    from tenantry.idempotency import IdempotencyMiddleware
+    from tenantry.input_guard import InputGuardMiddleware
+    from tenantry.kit import openapi
+    from tenantry.kit.http import API_PREFIX
+    from tenantry.middleware import HttpShellMiddleware
+    from tenantry.observability import http as http_metrics
+    from tenantry.observability.multiprocess import mark_process_dead
+    from tenantry.observability.sentry import init_sentry
+    from tenantry.redis_client import create_redis
 
 
 def api_routers() -> list[APIRouter]:
