@@ -37,7 +37,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 
 from redis import exceptions as redis_exc
@@ -234,16 +234,22 @@ async def _fill_once(
     return value
 
 
-async def invalidate(redis: Redis, tenant_ids: set[uuid.UUID]) -> None:
-    """Make every cached entry of these tenants unreachable (bump their generations)."""
-    if not tenant_ids:
+async def invalidate(
+    redis: Redis, tenant_ids: set[uuid.UUID], generations: Sequence[str] = ()
+) -> None:
+    """Make every cached entry of these tenants unreachable (bump their generations),
+    and bump `generations` too (other keys in this scheme: the credential check's), in
+    one round trip."""
+    keys = [generation_key(tenant_id) for tenant_id in tenant_ids] + list(generations)
+    if not keys:
         return
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            for tenant_id in tenant_ids:
-                pipe.eval(_BUMP, 1, generation_key(tenant_id), str(GENERATION_TTL_SECONDS))
+            for key in keys:
+                pipe.eval(_BUMP, 1, key, str(GENERATION_TTL_SECONDS))
             await pipe.execute()
     except _REDIS_ERRORS as exc:
-        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.
+        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS
+        # (kept credential checks within auth.principal_cache.TTL_SECONDS).
         _trip(redis, exc)
         CACHE_REQUESTS.labels("invalidate", "bypass").inc()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tenantry.auth import principal_cache
 from tenantry.db import reads_for
 from tenantry.kit.repository import RowSelect
 from tenantry.models import AuthSession, Membership, Role, Tenant, User
@@ -129,6 +130,7 @@ class UserRepository:
         if keep is not None:
             stmt = stmt.where(col(AuthSession.id) != keep)
         await self.session.execute(stmt)
+        principal_cache.note_user(self.session.sync_session, user_id)
 
 
 def _tenant_matches(tenant: str) -> sa.ColumnElement[bool]:
