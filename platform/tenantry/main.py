@@ -93,7 +93,7 @@ def create_app(
                     + "; connect as a plain app role (see README: Database roles)"
                 )
         await app.state.db.detect_citus()
-        pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db.engine))
+        pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db))
         if settings.environment is Environment.PRODUCTION:
             # Everything alive now (routes, models, the engine; the modules have been
             # frozen since their import) lives as long as the process: out of the
