@@ -95,9 +95,10 @@ def create_app(
         await app.state.db.detect_citus()
         pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db))
         if settings.environment is Environment.PRODUCTION:
-            # Everything alive now (modules, routes, models) lives as long as the
-            # process: out of the collector's sight, a full collection no longer walks
-            # it. (Not for test apps, built by the hundred in one process.)
+            # Everything alive now (routes, models, the engine; the modules have been
+            # frozen since their import) lives as long as the process: out of the
+            # collector's sight, a full collection no longer walks it. (Not for test
+            # apps, built by the hundred in one process.)
             gc.collect()
             gc.freeze()
         try:
