@@ -34,7 +34,9 @@ def api_routers() -> list[APIRouter]:
 
     Included one by one into the app rather than through one /api/v1 router: FastAPI
     matches a request by walking each level of included routers (twice), so a level
-    less is measurably cheaper on every request; the hot data routes come first.
+    less is measurably cheaper on every request; the hot routes come first (the task
+    list, then `/users/me`, every client's first call: 5 % of its CPU was matching the
+    routes ahead of it).
     """
     from tenantry.admin.endpoints import router as admin_router
     from tenantry.api_keys.endpoints import router as api_keys_router
@@ -53,10 +55,10 @@ def api_routers() -> list[APIRouter]:
 
     return [
         tasks_router,
+        users_router,
         comments_router,
         projects_router,
         exports_router,
-        users_router,
         sessions_router,
         tenants_router,
         members_router,
