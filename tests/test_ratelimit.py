@@ -30,6 +30,7 @@ from starlette.requests import Request
 from tenantry import ratelimit, usage
 from tenantry.auth.dependencies import Authorize
 from tenantry.auth.principal import Principal, Scope
+from tenantry.auth.principal_cache import principals
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.errors import NotFound
@@ -335,10 +336,14 @@ class TestUsageMeter:
 
 
 async def _set_plan(db: Database, tenant: Tenant, plan: Plan) -> None:
+    """Straight in the database, as a script would: past the API's unit of work, so
+    the kept credential checks are dropped by hand (the API's own plan change bumps
+    their generation: tests/auth/test_principal_cache.py)."""
     async with db.session_scope() as session:
         await session.execute(
             sa.update(Tenant).where(Tenant.id == tenant.id).values(plan=plan)  # type: ignore[arg-type]
         )
+    principals.clear()
 
 
 class TestLoginRule:

@@ -60,8 +60,7 @@ async def test_pages_and_objects_read_through_the_raw_path(
             break
     assert seen == list(reversed(titles))  # newest first, every task once
     # Every connection went back to the pool with no transaction left open.
-    pool = db.engine.sync_engine.pool
-    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert db.lane.in_use == 0
 
 
 async def test_another_tenants_ids_answer_404_not_their_rows(
@@ -113,19 +112,19 @@ async def test_a_failed_statement_rolls_back_and_the_connection_is_reused(db: Da
             await reads.all(sa.select((sa.literal(1) / sa.literal(0)).label("boom")))
     async with db.reads(None, None) as reads:
         assert await reads.all(sa.select(sa.literal(1).label("ok"))) == [{"ok": 1}]
-    pool = db.engine.sync_engine.pool
-    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert db.lane.in_use == 0
     # The pooled connection is idle, not left inside our BEGIN.
-    async with db.engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-        assert not driver.is_in_transaction()
+    connection = await db.lane.acquire()
+    try:
+        assert not connection.is_in_transaction()
+    finally:
+        db.lane.release(connection)
 
 
 async def test_a_dead_pooled_connection_is_replaced(settings: Settings) -> None:
     """Its own one-connection pool: the dead connection must not be left in the shared
     engine's pool for the next test to meet."""
-    db = Database.from_settings(settings.model_copy(update={"db_pool_size": 1}))
+    db = Database.from_settings(settings.model_copy(update={"db_read_pool_size": 1}))
     try:
         async with db.reads(None, None) as reads:
             (row,) = await reads.all(sa.select(sa.func.pg_backend_pid().label("pid")))

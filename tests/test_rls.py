@@ -358,7 +358,8 @@ async def pool_of(settings: Settings) -> AsyncIterator[Callable[[int], Database]
     made: list[Database] = []
 
     def make(size: int) -> Database:
-        made.append(Database.from_settings(settings.model_copy(update={"db_pool_size": size})))
+        update = {"db_pool_size": size, "db_read_pool_size": size}
+        made.append(Database.from_settings(settings.model_copy(update=update)))
         return made[-1]
 
     yield make
@@ -377,7 +378,7 @@ async def test_fetch_one_replaces_a_connection_that_died(
     assert await conn.fetchval("SELECT pg_terminate_backend($1::int)", first["pid"])
     second = await db.fetch_one("SELECT pg_backend_pid() AS pid")
     assert second is not None and second["pid"] != first["pid"]
-    assert db.engine.sync_engine.pool.checkedout() == 0
+    assert db.lane.in_use == 0
 
 
 async def test_fetch_one_survives_every_pooled_connection_dying_at_once(

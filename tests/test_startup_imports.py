@@ -2,7 +2,9 @@
 some request or job needs. Checked by module, never by time (bench/startup.py times it).
 
 Each case imports its entry point in a fresh interpreter and lists `sys.modules`; a
-module named here coming back means a top-level import brought it back.
+module named here coming back means a top-level import brought it back. The last cases
+check that the entry points load with the garbage collector paused and leave what they
+loaded frozen (`tenantry.kit.startup`), again by state, not time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,12 +46,12 @@ WORKER_NEVER = (
 )
 
 
-def loaded_by(code: str, **env: str) -> set[str]:
-    """The modules a fresh interpreter holds after running `code`."""
+def run_fresh(code: str, report: str, **env: str) -> Any:
+    """Run `code` in a fresh interpreter; the JSON value of the expression `report`."""
     environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
     environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "platform"), str(ROOT)])
     environ.update(env)
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    script = f"{code}\nimport json, sys\nprint(json.dumps({report}))"
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
@@ -58,7 +61,12 @@ def loaded_by(code: str, **env: str) -> set[str]:
         timeout=120,
         check=True,
     )
-    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def loaded_by(code: str, **env: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code`."""
+    return set(run_fresh(code, "sorted(sys.modules)", **env))
 
 
 def offenders(loaded: set[str], forbidden: tuple[str, ...]) -> list[str]:
@@ -88,3 +96,20 @@ def test_a_dsn_loads_sentry() -> None:
         "init_sentry(Settings(sentry_dsn='https://key@o0.ingest.sentry.io/0'), component='api')"
     )
     assert "sentry_sdk" in loaded_by(code)
+
+
+GC_STATE = "[__import__('gc').isenabled(), __import__('gc').get_freeze_count()]"
+
+
+@pytest.mark.parametrize("module", ["tenantry.main", "workers.settings"])
+def test_an_entry_point_leaves_what_it_loaded_to_no_collection(module: str) -> None:
+    """kit.startup: the modules load with the collector paused and end frozen; the
+    collector is on again for everything after."""
+    enabled, frozen = run_fresh(f"import {module}", GC_STATE)
+    assert enabled is True
+    assert frozen > 50_000  # the libraries' and our modules' objects, not a handful
+
+
+def test_a_process_without_the_collector_keeps_it_off() -> None:
+    enabled, frozen = run_fresh("import gc\ngc.disable()\nimport tenantry.main", GC_STATE)
+    assert (enabled, frozen) == (False, 0)

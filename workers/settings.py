@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from typing import Any, ClassVar
+from tenantry.kit.startup import startup_imports
 
-from arq import cron, func
-from arq.connections import RedisSettings
-from arq.cron import CronJob
-from arq.typing import WorkerCoroutine
-from arq.worker import Function
+# Everything the worker needs loads here, with the garbage collector paused (kit.startup).
+with startup_imports():
+    import asyncio
+    import contextlib
+    import logging
+    from typing import Any, ClassVar
 
-from tenantry.config import get_settings
-from tenantry.db import Database
-from tenantry.jobs import Job, json_dumps, json_loads
-from tenantry.observability.metrics import init_known_series
-from tenantry.observability.worker import MetricsServer, instrument_job
-from tenantry.redis_client import create_redis
-from tenantry.webhooks.delivery import close_client as close_webhook_client
-from workers import emails, reports, system, tenants, usage, webhooks
+    from arq import cron, func
+    from arq.connections import RedisSettings
+    from arq.cron import CronJob
+    from arq.typing import WorkerCoroutine
+    from arq.worker import Function
+
+    from tenantry.config import get_settings
+    from tenantry.db import Database
+    from tenantry.jobs import Job, json_dumps, json_loads
+    from tenantry.observability.metrics import init_known_series
+    from tenantry.observability.worker import MetricsServer, instrument_job
+    from tenantry.redis_client import create_redis
+    from tenantry.webhooks.delivery import close_client as close_webhook_client
+    from workers import emails, reports, system, tenants, usage, webhooks
 
 logger = logging.getLogger("tenantry.worker")
 

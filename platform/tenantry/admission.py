@@ -2,7 +2,9 @@
 
 - the rate limit (`ratelimit`): the tenant's plan bucket, when limits are enabled;
 - usage metering (`usage`): one tally per call, served or refused, limits or not;
-- the cache generation (`cache`): read so the memory tier can answer without a trip.
+- the cache generation (`cache`): read so the memory tier can answer without a trip;
+- the credential generations (`auth.principal_cache`): read so a kept credential check
+  can be trusted without a trip to PostgreSQL.
 
 Each concern owns its keys and its reading of the reply; this module only puts them in
 one `RateLimiter.exchange` so a tenant call costs one trip, and fails open: Redis
@@ -18,18 +20,32 @@ import uuid
 from starlette.requests import Request
 
 from tenantry import cache, ratelimit, usage
+from tenantry.auth import principal_cache
 from tenantry.config import Settings
 from tenantry.models import Plan
 from tenantry.observability.metrics import RATE_LIMIT_FAIL_OPEN
 
 _STATE_DONE = "admission_done"
+_STATE_GENERATIONS = "admission_generations"
 
 
-async def admit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> None:
-    """Meter the call, learn the cache generation, and apply the tenant's rate limit."""
+async def admit(
+    request: Request,
+    tenant_id: uuid.UUID,
+    plan: Plan | None,
+    user_id: uuid.UUID | None = None,
+    *,
+    meter: bool = True,
+) -> principal_cache.Generations | None:
+    """Meter the call, learn the cache generation, and apply the tenant's rate limit.
+
+    With `user_id`, also read the generations a kept credential check of that user in
+    this tenant is valid under; None when they could not be read (Redis trouble).
+    """
     state = request.scope.setdefault("state", {})
     if state.get(_STATE_DONE):
-        return
+        generations: principal_cache.Generations | None = state.get(_STATE_GENERATIONS)
+        return generations
     state[_STATE_DONE] = True  # two Authorize aliases on one route count once
     cache.note_generation(tenant_id, None)  # known only once this round trip succeeds
     settings: Settings = request.app.state.settings
@@ -38,15 +54,39 @@ async def admit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> No
     if not settings.rate_limit_enabled:
         buckets = []
     limiter = ratelimit.limiter_for(request)
+    reads = [cache.generation_key(tenant_id)]
+    if user_id is not None:
+        reads += [
+            principal_cache.user_generation_key(user_id),
+            principal_cache.tenant_generation_key(tenant_id),
+        ]
     try:
-        quota, (generation,) = await limiter.exchange(
-            buckets, tally=usage.tally(tenant_id), reads=[cache.generation_key(tenant_id)]
+        quota, (generation, *credentials) = await limiter.exchange(
+            buckets, tally=usage.tally(tenant_id) if meter else None, reads=reads
         )
     except ratelimit.LimiterUnavailable as exc:
         if buckets:
             RATE_LIMIT_FAIL_OPEN.labels("tenant").inc()
             limiter.unavailable("tenant", exc, "serving without a limit (fail open)")
-        return
+        return None
     cache.note_generation(tenant_id, generation)
+    generations = (credentials[0], credentials[1]) if credentials else None
+    state[_STATE_GENERATIONS] = generations
     if quota is not None:
         ratelimit.decide_tenant(request, plan, quota)
+    return generations
+
+
+async def readmit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> None:
+    """Decide the call again under `plan`: admitted under a kept credential check whose
+    plan turned out stale (an upgrade or downgrade since). Metered once already."""
+    request.scope.setdefault("state", {})[_STATE_DONE] = False
+    ratelimit.forget(request)
+    await admit(request, tenant_id, plan, meter=False)
+
+
+def generations(request: Request) -> principal_cache.Generations | None:
+    """What this call's admission read (see `admit`), even when it refused the call."""
+    state = request.scope.setdefault("state", {})
+    found: principal_cache.Generations | None = state.get(_STATE_GENERATIONS)
+    return found

@@ -37,7 +37,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 
 from redis import exceptions as redis_exc
@@ -238,20 +238,24 @@ async def _fill_once(
     return value
 
 
-async def invalidate(redis: Redis, tenant_ids: set[uuid.UUID]) -> None:
-    """Make every cached entry of these tenants unreachable (bump their generations).
+async def invalidate(
+    redis: Redis, tenant_ids: set[uuid.UUID], generations: Sequence[str] = ()
+) -> None:
+    """Make every cached entry of these tenants unreachable (bump their generations),
+    and bump `generations` too (other keys in this scheme: the credential check's).
 
     One script call (EVALSHA) for all of them: every write pays for it, and a pipeline
     costs more of our CPU than the round trip it wraps."""
-    if not tenant_ids:
+    keys = [generation_key(tenant_id) for tenant_id in tenant_ids] + list(generations)
+    if not keys:
         return
     script = _bump_scripts.get(redis)
     if script is None:
         script = _bump_scripts[redis] = redis.register_script(_BUMP)
-    keys = [generation_key(tenant_id) for tenant_id in tenant_ids]
     try:
         await script(keys=keys, args=[GENERATION_TTL_SECONDS])
     except _REDIS_ERRORS as exc:
-        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.
+        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS
+        # (kept credential checks within auth.principal_cache.TTL_SECONDS).
         _trip(redis, exc)
         CACHE_REQUESTS.labels("invalidate", "bypass").inc()

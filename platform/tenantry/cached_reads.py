@@ -22,10 +22,10 @@ from starlette.responses import Response
 from tenantry import cache
 from tenantry.deps import redis_of
 from tenantry.errors import AppError
-from tenantry.kit.pagination import PageParams
-from tenantry.kit.responses import Cached, entity, json_bytes, serialise
+from tenantry.kit.pagination import PageParams, RowPage
+from tenantry.kit.responses import Cached, body_of, entity, json_bytes, serialise
 
-Load = Callable[[], Awaitable[BaseModel]]
+Load = Callable[[], Awaitable[BaseModel | RowPage]]
 
 
 def page_key(name: str, query: PageParams, *path: uuid.UUID) -> str:
@@ -72,7 +72,7 @@ async def read_page(
     *path: uuid.UUID,
 ) -> Response:
     """A list page; first pages are cached under a key made from `query` and `path`."""
-    if query.cursor:
-        return json_bytes(serialise(await load()).body)
+    if query.cursor:  # never cached, so no ETag to compute either
+        return json_bytes(body_of(await load()))
     value = await cached(request, tenant_id, page_key(name, query, *path), load, name=name)
     return json_bytes(value.body)

@@ -110,15 +110,17 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development)")] = False,
 ) -> None:
     """Run the API with uvicorn against DATABASE_URL and REDIS_URL."""
+    from tenantry.kit.startup import startup_imports
     from tenantry.observability import multiprocess
 
     # Before anything imports prometheus_client, in this process and the workers it spawns.
     multiprocess.prepare(workers)
 
-    import uvicorn
+    with startup_imports():  # uvicorn then imports tenantry.main, which does the same
+        import uvicorn
 
-    from tenantry.config import get_settings
-    from tenantry.observability.logging import logging_config
+        from tenantry.config import get_settings
+        from tenantry.observability.logging import logging_config
 
     settings = get_settings()
     uvicorn.run(
@@ -151,18 +153,22 @@ def worker(
     _borrow_dev_servers(None)
     # One process: the in-memory registry, never files shared with an API in the same box.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    from tenantry.config import get_settings
-    from tenantry.observability.logging import configure_logging
-    from tenantry.observability.sentry import init_sentry
+    from tenantry.kit.startup import startup_imports
 
-    settings = get_settings()
-    configure_logging(settings, component="worker")
-    # Before create_worker is imported: Sentry's ARQ integration patches it.
-    init_sentry(settings, component="worker")
-    # The CLI is the composition root: it may load the worker; the API never does.
-    settings_cls = importlib.import_module("workers.settings").WorkerSettings
-    # Our loop around ARQ's job handling: it rides out a Redis outage (workers/runner.py).
-    importlib.import_module("workers.runner").run(settings_cls)
+    with startup_imports():
+        from tenantry.config import get_settings
+        from tenantry.observability.logging import configure_logging
+        from tenantry.observability.sentry import init_sentry
+
+        settings = get_settings()
+        configure_logging(settings, component="worker")
+        # Before create_worker is imported: Sentry's ARQ integration patches it.
+        init_sentry(settings, component="worker")
+        # The CLI is the composition root: it may load the worker; the API never does.
+        settings_cls = importlib.import_module("workers.settings").WorkerSettings
+        # Our loop around ARQ's job handling: it rides out a Redis outage (workers/runner.py).
+        runner = importlib.import_module("workers.runner")
+    runner.run(settings_cls)
 
 
 def _ask(value: str | None, flag: str, env: str, *, secret: bool = False) -> str:

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     db_max_overflow: int = 0
     db_pool_timeout: float = 5.0
+    db_read_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout: float = 5.0
     db_statement_timeout_ms: int = 15_000
     db_lock_timeout_ms: int = 5_000

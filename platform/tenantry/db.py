@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.util import greenlet_spawn
 
 from tenantry.config import Settings
+from tenantry.raw_pool import RawPool
 
 # One statement sets every RLS input for the current transaction only, so a pooled
 # connection never carries one request's tenant into the next. It also closes the
@@ -76,9 +77,22 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+class _LaneSpec:
+    """How the raw lane connects (`Database._checked_out`): as its engine does."""
+
+    def __init__(self, connect: dict[str, Any], size: int, timeout: float) -> None:
+        self.connect = connect
+        self.size = size
+        self.timeout = timeout
+
+
+# What `create_engine` connected with, per engine, for the raw lane's own pool beside it.
+_LANE_SPECS: weakref.WeakKeyDictionary[sa.Engine, _LaneSpec] = weakref.WeakKeyDictionary()
+
+
 def create_engine(settings: Settings, *, url: str | None = None, **overrides: Any) -> AsyncEngine:
     """An asyncpg engine whose every wait is bounded, so a hung database becomes a 503."""
-    connect_args = {
+    connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout,
         "command_timeout": settings.db_statement_timeout_ms / 1000 + 5,
         "server_settings": {
@@ -115,7 +129,17 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
     else:
         connect_args["statement_cache_size"] = settings.db_statement_cache_size
     options.update(overrides)
-    return create_async_engine(url or settings.database_url, **options)
+    engine = create_async_engine(url or settings.database_url, **options)
+    lane_connect = {
+        key: value
+        for key, value in connect_args.items()
+        if key not in ("prepared_statement_cache_size", "prepared_statement_name_func")
+    }
+    _, params = engine.dialect.create_connect_args(engine.url)
+    _LANE_SPECS[engine.sync_engine] = _LaneSpec(
+        {**params, **lane_connect}, settings.db_read_pool_size, settings.db_pool_timeout
+    )
+    return engine
 
 
 def create_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmaker[AsyncSession]:
@@ -206,25 +230,24 @@ def _fetchrow(query: str, args: Sequence[Any]) -> _Opening:
     return opening
 
 
-async def _give_back(pooled: Any, error: BaseException | None) -> None:
-    """End the transaction we began (SQLAlchemy's pool would not: it rolls back only
-    what it began itself) and return the connection, or invalidate it when its state
-    is unknown: it is gone, or a statement on it was cut short (a timeout, a
-    cancellation). An error of the caller's own between statements (a 404 raised in
-    a write's transaction) leaves it clean: rolled back and returned."""
-    driver: asyncpg.Connection = pooled.driver_connection
-    if isinstance(error, (*_CONNECTION_LOST, TimeoutError, asyncio.CancelledError)):
-        await greenlet_spawn(pooled.invalidate, error)
-        await greenlet_spawn(pooled.close)
-        return
+async def _give_back(
+    pool: RawPool, connection: asyncpg.Connection, error: BaseException | None
+) -> None:
+    """End the transaction we began and return the connection, or close it when its
+    state is unknown (it is gone, or a statement on it was cut short: a timeout, a
+    cancellation): its place in the pool then goes to a fresh connection. An error of
+    the caller's own between statements (a 404 raised in a write's transaction) leaves
+    it clean: rolled back and returned."""
     try:
-        if driver.is_in_transaction():
-            await driver.execute("COMMIT" if error is None else "ROLLBACK")
-    except BaseException as exc:
-        await greenlet_spawn(pooled.invalidate, exc)
+        if isinstance(error, (*_CONNECTION_LOST, TimeoutError, asyncio.CancelledError)):
+            connection.terminate()
+        elif connection.is_in_transaction():
+            await connection.execute("COMMIT" if error is None else "ROLLBACK")
+    except BaseException:
+        connection.terminate()
         raise
     finally:
-        await greenlet_spawn(pooled.close)
+        pool.release(connection)
 
 
 class RawReads:
@@ -459,6 +482,7 @@ class Database:
         # Until `detect_citus()` says otherwise, assume the cluster: its reads are the
         # ones that must run in an explicit transaction (see `fetch_one`).
         self.citus = True
+        self._lane: RawPool | None = None
 
     async def detect_citus(self) -> bool:
         """Learn whether the database is a Citus coordinator (once, at startup).
@@ -482,7 +506,22 @@ class Database:
         return cls(engine, create_sessionmaker(engine))
 
     async def dispose(self) -> None:
+        if self._lane is not None:
+            await self._lane.close()
         await self.engine.dispose()
+
+    @property
+    def lane(self) -> RawPool:
+        """The raw lane's own pool (see `_checked_out`), made on first use, empty."""
+        if self._lane is None:
+            spec = _LANE_SPECS.get(self.engine.sync_engine)
+            if spec is None:
+                raise RuntimeError("the engine was not made by tenantry.db.create_engine")
+            connect = spec.connect
+            self._lane = RawPool(
+                lambda: asyncpg.connect(**connect), size=spec.size, timeout=spec.timeout
+            )
+        return self._lane
 
     async def fetch_one(self, query: str, *args: Any) -> dict[str, Any] | None:
         """One read-only statement on a pooled connection, straight through asyncpg.
@@ -524,11 +563,14 @@ class Database:
         self, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None
     ) -> OpenWrites:
         """A write transaction under the RLS context for a request's unit of work (see
-        `writes_for`): BEGIN and the context in one round trip, as `reads` opens one."""
-        pooled, connection, _ = await self._check_out(_begin(tenant_id, user_id, read_only=False))
+        `writes_for`): BEGIN and the context in one round trip, as `reads` opens one, on
+        a connection of the same lane. A request holds one lane connection at a time:
+        its credential check has given its own back, and its reads join this one."""
+        connection, _ = await self._check_out(_begin(tenant_id, user_id, read_only=False))
+        lane = self.lane
 
         async def end(error: BaseException | None) -> None:
-            await _give_back(pooled, error)
+            await _give_back(lane, connection, error)
 
         return OpenWrites(connection, end)
 
@@ -538,39 +580,39 @@ class Database:
     ) -> AsyncIterator[tuple[asyncpg.Connection, Any]]:
         """A pooled asyncpg connection on which `opening` succeeded, and what it returned;
         any transaction it began is committed on exit, or rolled back on an error."""
-        pooled, connection, opened = await self._check_out(opening)
+        connection, opened = await self._check_out(opening)
         try:
             yield connection, opened
         except BaseException as exc:
-            await _give_back(pooled, exc)
+            await _give_back(self.lane, connection, exc)
             raise
-        await _give_back(pooled, None)
+        await _give_back(self.lane, connection, None)
 
-    async def _check_out(self, opening: _Opening) -> tuple[Any, asyncpg.Connection, Any]:
-        """A pooled connection (SQLAlchemy's, to give back with `_give_back`), its asyncpg
-        connection, and what `opening` returned on it.
+    async def _check_out(self, opening: _Opening) -> tuple[asyncpg.Connection, Any]:
+        """A pooled asyncpg connection (to give back with `_give_back`) and what `opening`
+        returned on it.
+
+        The connection comes from the lane's own small pool (`DB_READ_POOL_SIZE`,
+        `tenantry.raw_pool` says why not SQLAlchemy's or asyncpg's).
 
         A pooled connection found dead by the opening statement (the database restarted,
-        a proxy dropped it) is invalidated and the next one tried, until one answers or a
+        a proxy dropped it) is closed and the next one tried, until one answers or a
         fresh connection cannot be made (a 503): after a restart every idle connection
-        is dead, and each fails at once. A timeout or a cancellation invalidates the
+        is dead, and each fails at once. A timeout or a cancellation closes the
         connection (its state is unknown) and is not retried.
         """
-        pool = self.engine.sync_engine.pool
-        attempts = getattr(pool, "size", lambda: 0)() + 1
+        pool = self.lane
+        attempts = pool.size + 1
         for attempt in range(1, attempts + 1):
-            # Returning or invalidating a pooled connection may await the driver, which
-            # SQLAlchemy's pool does only inside its greenlet bridge.
-            pooled = await self.engine.raw_connection()
-            connection: asyncpg.Connection = pooled.driver_connection
+            connection = await pool.acquire()
             try:
                 opened = await opening(connection)
             except BaseException as exc:
-                await _give_back(pooled, exc)
+                await _give_back(pool, connection, exc)
                 if attempt == attempts or not isinstance(exc, _CONNECTION_LOST):
                     raise
                 continue
-            return pooled, connection, opened
+            return connection, opened
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager

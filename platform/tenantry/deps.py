@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenantry import cache
+from tenantry.auth import principal_cache
 from tenantry.config import Settings
 from tenantry.db import (
     Database,
@@ -38,9 +39,11 @@ class UnitOfWorkSession(TenantSession):
     """
 
     def flush(self, objects: Sequence[Any] | None = None) -> None:
-        for obj in (*self.new, *self.dirty, *self.deleted):
+        changed = (*self.new, *self.dirty, *self.deleted)
+        for obj in changed:
             if isinstance(obj, TenantScoped) and obj.tenant_id is not None:
                 mark_written(self, obj.tenant_id)
+        principal_cache.note_writes(self, changed)
         super().flush(objects)
 
 
@@ -111,7 +114,9 @@ async def _commit(request: Request, session: AsyncSession) -> None:
         await _discard(session, exc)
         raise
     redis = redis_of(request)
-    await cache.invalidate(redis, take_written(session))
+    await cache.invalidate(
+        redis, take_written(session), principal_cache.take_changed(session.sync_session)
+    )
     await send_jobs(redis, take_jobs(session))
 
 

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from tenantry.kit.startup import startup_imports
 
-from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+# Everything the API needs loads here, with the garbage collector paused (kit.startup).
+with startup_imports():
+    import asyncio
+    import gc
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
 
-from tenantry import __version__, cache, health
-from tenantry.config import Environment, Settings, get_settings
-from tenantry.db import Database, app_role_problems
-from tenantry.error_handlers import install_error_handlers
-from tenantry.idempotency import IdempotencyMiddleware
-from tenantry.input_guard import InputGuardMiddleware
-from tenantry.kit import openapi
-from tenantry.kit.http import API_PREFIX
-from tenantry.middleware import HttpShellMiddleware
-from tenantry.observability import http as http_metrics
-from tenantry.observability.multiprocess import mark_process_dead
-from tenantry.observability.sentry import init_sentry
-from tenantry.redis_client import create_redis
+    from fastapi import APIRouter, FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
+
+    from tenantry import __version__, cache, health
+    from tenantry.config import Environment, Settings, get_settings
+    from tenantry.db import Database, app_role_problems
+    from tenantry.error_handlers import install_error_handlers
+    from tenantry.idempotency import IdempotencyMiddleware
+    from tenantry.input_guard import InputGuardMiddleware
+    from tenantry.kit import openapi
+    from tenantry.kit.http import API_PREFIX
+    from tenantry.middleware import HttpShellMiddleware
+    from tenantry.observability import http as http_metrics
+    from tenantry.observability.multiprocess import mark_process_dead
+    from tenantry.observability.sentry import init_sentry
+    from tenantry.redis_client import create_redis
 
 
 def api_routers() -> list[APIRouter]:
@@ -30,7 +34,9 @@ def api_routers() -> list[APIRouter]:
 
     Included one by one into the app rather than through one /api/v1 router: FastAPI
     matches a request by walking each level of included routers (twice), so a level
-    less is measurably cheaper on every request; the hot data routes come first.
+    less is measurably cheaper on every request; the hot routes come first (the task
+    list, then `/users/me`, every client's first call: 5 % of its CPU was matching the
+    routes ahead of it).
     """
     from tenantry.admin.endpoints import router as admin_router
     from tenantry.api_keys.endpoints import router as api_keys_router
@@ -49,10 +55,10 @@ def api_routers() -> list[APIRouter]:
 
     return [
         tasks_router,
+        users_router,
         comments_router,
         projects_router,
         exports_router,
-        users_router,
         sessions_router,
         tenants_router,
         members_router,
@@ -89,11 +95,12 @@ def create_app(
                     + "; connect as a plain app role (see README: Database roles)"
                 )
         await app.state.db.detect_citus()
-        pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db.engine))
+        pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db))
         if settings.environment is Environment.PRODUCTION:
-            # Everything alive now (modules, routes, models) lives as long as the
-            # process: out of the collector's sight, a full collection no longer walks
-            # it. (Not for test apps, built by the hundred in one process.)
+            # Everything alive now (routes, models, the engine; the modules have been
+            # frozen since their import) lives as long as the process: out of the
+            # collector's sight, a full collection no longer walks it. (Not for test
+            # apps, built by the hundred in one process.)
             gc.collect()
             gc.freeze()
         try:

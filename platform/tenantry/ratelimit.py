@@ -251,6 +251,11 @@ def _remember(request: Request, quota: Quota) -> None:
         state[_STATE_QUOTA] = quota
 
 
+def forget(request: Request) -> None:
+    """Drop the quota remembered for the headers: the call is about to be decided again."""
+    request.scope.setdefault("state", {}).pop(_STATE_QUOTA, None)
+
+
 def _decide(request: Request, rule: str, plan: str, quota: Quota, what: str) -> None:
     _remember(request, quota)
     series(RATE_LIMIT_DECISIONS, rule, plan, "allowed" if quota.allowed else "refused").inc()

@@ -139,10 +139,9 @@ class TestDependencyMetrics:
         assert value(text, "tenantry_ready") == 1
         assert value(text, "tenantry_dependency_up", dependency="postgres") == 1
         assert value(text, "tenantry_dependency_up", dependency="redis") == 1
-        assert value(text, "tenantry_db_pool_size") == settings.db_pool_size
-        assert (
-            value(text, "tenantry_db_pool_max") == settings.db_pool_size + settings.db_max_overflow
-        )
+        pools = settings.db_pool_size + settings.db_read_pool_size
+        assert value(text, "tenantry_db_pool_size") == pools
+        assert value(text, "tenantry_db_pool_max") == pools + settings.db_max_overflow
         assert value(text, "tenantry_db_pool_checked_out") >= 0
         assert ("tenantry_db_pool_waiting", frozenset()) in samples(text)
 

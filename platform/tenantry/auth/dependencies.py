@@ -16,11 +16,12 @@ from tenantry import admission
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
+from tenantry.auth.principal_cache import principals
 from tenantry.config import Settings
 from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
 from tenantry.deps import SessionDep
-from tenantry.errors import AppError, Forbidden, Unauthorized
+from tenantry.errors import AppError, Forbidden, TooManyRequests, Unauthorized
 from tenantry.kit.clients import client_ip
 from tenantry.kit.openapi import API_KEY, BEARER
 from tenantry.models import Plan, Role, TenantStatus
@@ -61,9 +62,7 @@ async def resolve_user(
         claims = tokens.decode_access_token(settings, token)
     except tokens.InvalidToken:
         raise Unauthorized("Invalid or expired token") from None
-    row = await db.fetch_one(
-        _SESSION_PRINCIPAL, claims.session_id, claims.user_id, claims.tenant_id
-    )
+    row = await _principal_row(db, claims, request)
     now = datetime.now(UTC)
     if (
         row is None
@@ -94,6 +93,55 @@ async def resolve_user(
         plan=plan,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def _principal_row(
+    db: Database, claims: tokens.AccessClaims, request: Request
+) -> dict[str, Any] | None:
+    """`session_principal()`'s row, or the one kept while its generations still hold
+    (`auth.principal_cache`: only tenant calls, whose admission reads them anyway)."""
+    key = (claims.session_id, claims.user_id, claims.tenant_id)
+    tenant_id = claims.tenant_id
+    kept = principals.get(key) if tenant_id is not None else None
+    generations = None
+    refused: TooManyRequests | None = None
+    if kept is not None and tenant_id is not None:
+        kept_row, kept_under = kept
+        kept_plan = Plan(kept_row["tenant_plan"])
+        try:
+            generations = await admission.admit(request, tenant_id, kept_plan, claims.user_id)
+        except TooManyRequests as exc:
+            refused = exc
+            generations = admission.generations(request)
+        if generations is not None and generations == kept_under:
+            if refused is not None:
+                raise refused
+            return kept_row
+    row = await db.fetch_one(
+        _SESSION_PRINCIPAL, claims.session_id, claims.user_id, claims.tenant_id
+    )
+    if not _usable(row) or tenant_id is None:
+        return row  # resolve_user says why (401/403) before any 429
+    assert row is not None
+    if kept is not None:
+        if Plan(row["tenant_plan"]) != kept_plan:
+            # Admitted under the kept plan, which has changed since: decide again.
+            await admission.readmit(request, tenant_id, Plan(row["tenant_plan"]))
+        elif refused is not None:
+            raise refused
+    # Under the generations read before this check; unconfirmed (None) if none were.
+    principals.put(key, row, generations)
+    return row
+
+
+def _usable(row: dict[str, Any] | None) -> bool:
+    return (
+        row is not None
+        and row["revoked_at"] is None
+        and row["expires_at"] > datetime.now(UTC)
+        and bool(row["is_active"])
+        and _tenant_refusal(row) is None
     )
 
 
@@ -167,7 +215,8 @@ class Authorize:
         tenant_id_var.set(str(principal.tenant_id) if principal.tenant_id else None)
         user_id_var.set(str(principal.user_id) if principal.user_id else None)
         if principal.tenant_id is not None:
-            # Before the role checks: a refused call costs us work too, and counts.
+            # Before the role checks: a refused call costs us work too, and counts. (A
+            # kept credential check has admitted the call already: this returns at once.)
             await admission.admit(request, principal.tenant_id, principal.plan)
         self._check(principal)
         return principal

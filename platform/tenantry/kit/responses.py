@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tenantry.kit.pagination import RowPage
+
 JSON = "application/json"
 
 
@@ -60,8 +62,12 @@ class Cached:
         return cls(body, etag.decode())
 
 
-def serialise(model: BaseModel) -> Cached:
-    return Cached.of(model.model_dump_json().encode())
+def serialise(value: BaseModel | RowPage) -> Cached:
+    return Cached.of(body_of(value))
+
+
+def body_of(value: BaseModel | RowPage) -> bytes:
+    return value.json() if isinstance(value, RowPage) else value.model_dump_json().encode()
 
 
 def _matches(if_none_match: str, etag: str) -> bool:

@@ -18,13 +18,12 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from timeit import default_timer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import RouteContext, iter_route_contexts
 from prometheus_fastapi_instrumentator.routing import get_route_name
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool import QueuePool
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -50,6 +49,9 @@ from tenantry.observability.metrics import (
     series,
 )
 from tenantry.observability.queue import observe_queue
+
+if TYPE_CHECKING:
+    from tenantry.db import Database
 
 METRICS_PATH = "/metrics"
 _QUEUE_TIMEOUT = 2.0
@@ -173,16 +175,20 @@ def _header_int(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int:
     return 0
 
 
-def observe_pool(pool: Pool) -> None:
-    """Copy the pool's counters into the gauges (cheap attribute reads)."""
+def observe_pool(db: Database) -> None:
+    """Copy both pools' counters into the gauges (cheap attribute reads): SQLAlchemy's,
+    for sessions, and the raw lane's beside it (`tenantry.raw_pool`), which the
+    credential check and GET reads use. A request waits on either when it is full."""
+    pool = db.engine.sync_engine.pool
     if not isinstance(pool, QueuePool):
         return
+    lane = db.lane
     size = pool.size()
-    DB_POOL_SIZE.set(size)
-    DB_POOL_MAX.set(size + max(pool._max_overflow, 0))
-    DB_POOL_CHECKED_OUT.set(max(pool.checkedout(), 0))
+    DB_POOL_SIZE.set(size + lane.size)
+    DB_POOL_MAX.set(size + max(pool._max_overflow, 0) + lane.size)
+    DB_POOL_CHECKED_OUT.set(max(pool.checkedout(), 0) + lane.in_use)
     DB_POOL_OVERFLOW.set(max(pool.overflow(), 0))
-    DB_POOL_WAITING.set(_waiters(pool))
+    DB_POOL_WAITING.set(_waiters(pool) + lane.waiting)
 
 
 def _waiters(pool: QueuePool) -> int:
@@ -193,14 +199,13 @@ def _waiters(pool: QueuePool) -> int:
     return len(getters) if getters is not None else 0
 
 
-async def watch_pool(engine: AsyncEngine, *, every: float = 1.0) -> None:
+async def watch_pool(db: Database, *, every: float = 1.0) -> None:
     """Refresh the pool gauges every second (and at scrape time), so each uvicorn
     worker's share is current even when another worker serves the scrape. A timer
     rather than pool checkout/checkin events: those fire twice a request, and five
     gauge writes each were a measurable part of a cached read. Run it as a task."""
-    pool = engine.sync_engine.pool
     while True:
-        observe_pool(pool)
+        observe_pool(db)
         await asyncio.sleep(every)
 
 
@@ -239,6 +244,6 @@ def install(
             )
         await before_scrape(request)
         await _observe_queue(request.app.state.redis, settings.queue_name)
-        observe_pool(request.app.state.db.engine.sync_engine.pool)
+        observe_pool(request.app.state.db)
         body, content_type = await run_in_threadpool(render_latest, "api")
         return Response(body, media_type=content_type)

@@ -155,11 +155,13 @@ HTTP_IN_PROGRESS = Gauge(
 # --- Dependencies, refreshed when /metrics is scraped (and on pool activity) -------------
 
 DB_POOL_SIZE = Gauge(
-    "tenantry_db_pool_size", "Connections the pool keeps open", multiprocess_mode="livesum"
+    "tenantry_db_pool_size",
+    "Connections the pools keep open (sessions + DB_READ_POOL_SIZE)",
+    multiprocess_mode="livesum",
 )
 DB_POOL_CHECKED_OUT = Gauge(
     "tenantry_db_pool_checked_out",
-    "Connections in use (checked out of the pool)",
+    "Connections in use (checked out of the pools)",
     multiprocess_mode="livesum",
 )
 DB_POOL_OVERFLOW = Gauge(
@@ -169,12 +171,12 @@ DB_POOL_OVERFLOW = Gauge(
 )
 DB_POOL_MAX = Gauge(
     "tenantry_db_pool_max",
-    "Most connections the pool may open (size + max overflow)",
+    "Most connections the pools may open (size + max overflow)",
     multiprocess_mode="livesum",
 )
 DB_POOL_WAITING = Gauge(
     "tenantry_db_pool_waiting",
-    "Requests waiting for a connection because the pool is exhausted",
+    "Requests waiting for a connection because a pool is exhausted",
     multiprocess_mode="livesum",
 )
 READY = Gauge(

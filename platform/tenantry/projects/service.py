@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.audit.service import audit
 from tenantry.auth.principal import Principal
 from tenantry.errors import NotFound
-from tenantry.kit.pagination import Page
+from tenantry.kit.pagination import RowPage
 from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Project
 from tenantry.projects.repository import ProjectRepository
@@ -64,10 +64,9 @@ class ProjectService:
 
     async def list(
         self, session: AsyncSession, principal: Principal, query: ProjectListQuery
-    ) -> Page[ProjectRead]:
+    ) -> RowPage:
         rows, next_cursor = await self._repo(session, principal).list_rows(query.q, query)
-        items = [ProjectRead.model_validate(dict(row)) for row in rows]
-        return Page[ProjectRead](items=items, next_cursor=next_cursor)
+        return RowPage(ProjectRead, rows, next_cursor)
 
     async def update(
         self,

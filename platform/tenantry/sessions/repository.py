@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from tenantry.auth import principal_cache
 from tenantry.models import AuthSession
 from tenantry.models.base import utcnow
 
@@ -26,8 +27,11 @@ class SessionRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def revoke(self, session_id: uuid.UUID) -> None:
-        await self.session.execute(
+        revoked = await self.session.execute(
             sa.update(AuthSession)
             .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
             .values(revoked_at=utcnow())
+            .returning(col(AuthSession.user_id))
         )
+        for user_id in revoked.scalars():
+            principal_cache.note_user(self.session.sync_session, user_id)

@@ -19,7 +19,7 @@ from tenantry.auth.principal import Principal
 from tenantry.db import Database, Rider, violated_constraint
 from tenantry.errors import NotFound, Unprocessable
 from tenantry.kit.csv import cell
-from tenantry.kit.pagination import Page
+from tenantry.kit.pagination import RowPage
 from tenantry.kit.precondition import Precondition, writable
 from tenantry.models import Tenant
 from tenantry.projects.service import ProjectNotFound
@@ -134,15 +134,14 @@ class TaskService:
         principal: Principal,
         project_id: uuid.UUID,
         query: TaskListQuery,
-    ) -> Page[TaskRead]:
+    ) -> RowPage:
         repo = self._repo(session, principal)
         rows, next_cursor = await repo.list_rows(project_id, query)
         # A page with rows proves the project exists (RLS and the composite FK); only
         # an empty one costs the extra lookup that tells 404 from "no tasks".
         if not rows and not await project_service.exists(session, principal, project_id):
             raise ProjectNotFound()
-        items = [TaskRead.model_validate(dict(row)) for row in rows]
-        return Page[TaskRead](items=items, next_cursor=next_cursor)
+        return RowPage(TaskRead, rows, next_cursor)
 
     async def update(
         self,

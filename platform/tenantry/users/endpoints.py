@@ -8,6 +8,7 @@ from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from tenantry.errors import Conflict
 from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
+from tenantry.kit.responses import json_bytes
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
 from tenantry.users.auth import CurrentUser
@@ -48,9 +49,11 @@ async def create(
 
 
 @router.get("/me", response_model=UserMe)
-async def get_me(principal: CurrentUser, session: SessionDep) -> UserMe:
+async def get_me(principal: CurrentUser, session: SessionDep) -> Response:
     """The signed-in user and their tenants."""
-    return await user_service.get_me(session, principal)
+    # Serialised once, here: a model returned to `response_model` is validated again.
+    me = await user_service.get_me(session, principal)
+    return json_bytes(me.model_dump_json().encode())
 
 
 @router.patch("/me", response_model=UserMe)

@@ -80,8 +80,7 @@ class UserService:
         found = await UserRepository(session).me(user_id_of(principal))
         if found is None:
             raise NotFound("User not found")
-        user, memberships = found
-        return UserMe.model_validate({**user, "memberships": memberships})
+        return UserMe.model_validate(found)
 
     async def update_me(
         self, session: AsyncSession, settings: Settings, principal: Principal, data: UserUpdate

@@ -1,0 +1,109 @@
+"""The credential check's answer, kept per process while nothing it reads has changed.
+
+Every authenticated request asks PostgreSQL `session_principal()`: is the session live,
+the user active, their membership and role, the tenant's state and plan. That round
+trip was a sixth of a cached read's server CPU (`bench/run.py`). Its answer changes
+only when a row of `users`, `auth_sessions`, `memberships` or `tenants` does, so:
+
+- the unit of work notes whose answers such a write changes (`note_writes` from the
+  flush; `note_user` by hand where a bulk statement skips the flush) and, after its
+  commit and before the response, bumps that user's or tenant's generation in Redis;
+- the tenant's admission round trip, made on every tenant call anyway, reads both
+  generations back (`tenantry.admission`), so checking them costs no extra trip;
+- an answer is reused only while the generations are those read *before* the check
+  that produced it; a first check's answer is kept unconfirmed, and the next request
+  checks again after reading them. A revocation committed after a check therefore
+  always moves a generation past the one its answer is kept under.
+
+What this trades: a write to those tables that bypasses the API's unit of work (a
+script, a worker, SQL by hand) is seen within `TTL_SECONDS`, not at once; a bump lost
+to a Redis outage at that moment, likewise. Without Redis nothing is reused (the
+admission round trip fails, so there is no generation to trust). API keys are not
+kept here: their check is a lookup of their own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+TTL_SECONDS = 10.0
+MAX_ENTRIES = 50_000
+
+_USERS = "credentials_users_changed"
+_TENANTS = "credentials_tenants_changed"
+
+Key = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None]
+Generations = tuple[bytes | None, bytes | None]
+
+
+def user_generation_key(user_id: uuid.UUID) -> str:
+    return f"auth:gen:u:{user_id}"
+
+
+def tenant_generation_key(tenant_id: uuid.UUID) -> str:
+    return f"auth:gen:t:{tenant_id}"
+
+
+class PrincipalCache:
+    """(session, user, tenant) → the credential check's row and the generation it is
+    valid under (None: unconfirmed), for `TTL_SECONDS`; least recently used first out."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, ttl_seconds: float = TTL_SECONDS) -> None:
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._entries: OrderedDict[Key, tuple[dict[str, Any], Generations | None, float]] = (
+            OrderedDict()
+        )
+
+    def get(self, key: Key) -> tuple[dict[str, Any], Generations | None] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        row, generation, stored_at = entry
+        if time.monotonic() - stored_at > self.ttl_seconds:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return row, generation
+
+    def put(self, key: Key, row: dict[str, Any], generation: Generations | None) -> None:
+        self._entries[key] = (row, generation, time.monotonic())
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+principals = PrincipalCache()
+
+
+def note_writes(session: Session, objects: tuple[object, ...]) -> None:
+    """Note the users and tenants whose answers a flush of `objects` changes. A new
+    auth session changes none: no answer can be kept for a session before its row."""
+    for obj in objects:
+        table = getattr(obj, "__tablename__", None)
+        if table == "users":
+            note_user(session, obj.id)  # type: ignore[attr-defined]
+        elif table == "memberships" or (table == "auth_sessions" and obj not in session.new):
+            note_user(session, obj.user_id)  # type: ignore[attr-defined]
+        elif table == "tenants":
+            session.info.setdefault(_TENANTS, set()).add(obj.id)  # type: ignore[attr-defined]
+
+
+def note_user(session: Session, user_id: uuid.UUID) -> None:
+    """For a bulk statement on `users`, `auth_sessions` or `memberships` (no flush)."""
+    session.info.setdefault(_USERS, set()).add(user_id)
+
+
+def take_changed(session: Session) -> list[str]:
+    """The generation keys this unit of work must bump once committed."""
+    users: set[uuid.UUID] = session.info.pop(_USERS, set())
+    tenants: set[uuid.UUID] = session.info.pop(_TENANTS, set())
+    return [user_generation_key(u) for u in users] + [tenant_generation_key(t) for t in tenants]
