@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-TTL_SECONDS = 10.0
+TTL_SECONDS = 30.0
 MAX_ENTRIES = 50_000
 
 _USERS = "credentials_users_changed"
