@@ -77,6 +77,9 @@ class PrincipalCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def drop(self, key: Key) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()
 
