@@ -54,15 +54,19 @@ async def admit(
     if not settings.rate_limit_enabled:
         buckets = []
     limiter = ratelimit.limiter_for(request)
-    reads = [cache.generation_key(tenant_id)]
+    credentials_keys = []
     if user_id is not None:
-        reads += [
+        credentials_keys = [
             principal_cache.user_generation_key(user_id),
             principal_cache.tenant_generation_key(tenant_id),
         ]
     try:
         quota, (generation, *credentials) = await limiter.exchange(
-            buckets, tally=usage.tally(tenant_id) if meter else None, reads=reads
+            buckets,
+            tally=usage.tally(tenant_id) if meter else None,
+            reads=[cache.generation_key(tenant_id)],
+            generations=credentials_keys,
+            generation_ttl=cache.GENERATION_TTL_SECONDS,
         )
     except ratelimit.LimiterUnavailable as exc:
         if buckets:

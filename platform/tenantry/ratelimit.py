@@ -44,9 +44,13 @@ logger = logging.getLogger("tenantry.ratelimit")
 # limit and ARGV[2i+1] its window in ms. All or nothing: a request refused by one counter
 # consumes none of the others, so a caller locked out per IP does not also burn a
 # username's allowance. The last ARGV[2n+3] KEYS (default 0) are only read: their values
-# end the reply (the tenant's cache generation rides on this round trip). Any KEYS
-# between are tallies (the usage meter): INCR'd on every call, refused or not, with
-# EXPIRE ARGV[2n+2] seconds, so metering rides on the same round trip.
+# end the reply (the tenant's cache generation rides on this round trip). The last
+# ARGV[2n+4] of those (default 0) are generations that must never read as absent: one
+# that is (never bumped, or lost with Redis's data) is created first with the time in
+# µs, as a bump would, expiring after ARGV[2n+5] seconds, so a value read before a loss
+# never matches one read after it. Any KEYS between are tallies (the usage meter):
+# INCR'd on every call, refused or not, with EXPIRE ARGV[2n+2] seconds, so metering rides
+# on the same round trip.
 # Reply: {refused, count_1, ttl_ms_1, ..., read_1, ...}; ttl < 0 means "no window yet".
 _SCRIPT = """
 local n = tonumber(ARGV[1])
@@ -76,8 +80,15 @@ for i = 1, n do
   reply[2 * i] = counts[i]
   reply[2 * i + 1] = ttls[i]
 end
+local made = tonumber(ARGV[2 * n + 4] or '0')
 for i = #KEYS - reads + 1, #KEYS do
-  reply[#reply + 1] = redis.call('GET', KEYS[i])
+  local value = redis.call('GET', KEYS[i])
+  if not value and i > #KEYS - made then
+    local t = redis.call('TIME')
+    value = string.format('%d', t[1] * 1000000 + t[2])
+    redis.call('SET', KEYS[i], value, 'EX', ARGV[2 * n + 5])
+  end
+  reply[#reply + 1] = value
 end
 return reply
 """
@@ -149,9 +160,12 @@ class RateLimiter:
         *,
         tally: tuple[str, int] | None = None,
         reads: Sequence[str] = (),
+        generations: Sequence[str] = (),
+        generation_ttl: int = 0,
     ) -> tuple[Quota | None, list[bytes | None]]:
         """One round trip: the buckets' decision (None without buckets), `tally`
-        (key, ttl seconds) counted whatever the decision, and the values of `reads`.
+        (key, ttl seconds) counted whatever the decision, and the values of `reads`,
+        then of `generations` (each made, for `generation_ttl` seconds, if absent).
 
         Other concerns ride here so that a tenant call costs one trip, not three.
         """
@@ -165,7 +179,8 @@ class RateLimiter:
             keys.append(tally[0])
         args.append(tally[1] if tally is not None else 0)
         keys.extend(reads)
-        args.append(len(reads))
+        keys.extend(generations)
+        args.extend((len(reads) + len(generations), len(generations), generation_ttl))
         try:
             try:
                 reply = await self._script(keys=keys, args=args)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
+from arq.connections import ArqRedis
 
 from tenantry.auth.principal_cache import principals
 from tenantry.config import Settings
@@ -21,6 +22,7 @@ from tenantry.db import Database
 from tenantry.models import AuthSession, Role, Tenant
 from tests.fixtures.accounts import PASSWORD, bearer, sign_up, tokens_for
 from tests.fixtures.factories import Actor, make_actor
+from tests.fixtures.services import mark_redis_index_async
 
 TENANT_ROUTE = "/api/v1/projects"
 
@@ -74,6 +76,21 @@ async def test_a_first_check_is_not_trusted_alone(
     assert kept is not None and kept[1] is None
     await _revoke_in_the_database(db, owner)
     assert (await client.get(TENANT_ROUTE, headers=owner.headers)).status_code == 401
+
+
+async def test_generations_lost_with_redis_data_never_match_again(
+    client: httpx.AsyncClient, db: Database, owner: Actor, redis: ArqRedis
+) -> None:
+    """Redis restarted without its data (or evicted the keys): a generation read before
+    must not equal one read after, or an answer kept before a lost bump would hold."""
+    await _warm(client, owner)
+    kept = principals.get(_key(owner))
+    assert kept is not None and kept[1] is not None and None not in kept[1]
+    await _revoke_in_the_database(db, owner)  # a change whose bump is lost...
+    await redis.flushdb()  # ...with everything else Redis held
+    await mark_redis_index_async(redis)
+    assert (await client.get(TENANT_ROUTE, headers=owner.headers)).status_code == 401
+    assert principals.get(_key(owner)) is None  # and nothing stays kept for it
 
 
 async def test_logout_applies_on_the_next_request(client: httpx.AsyncClient, owner: Actor) -> None:

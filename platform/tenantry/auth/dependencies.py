@@ -122,6 +122,7 @@ async def _principal_row(
         _SESSION_PRINCIPAL, claims.session_id, claims.user_id, claims.tenant_id
     )
     if not _usable(row) or tenant_id is None:
+        principals.drop(key)  # nothing kept may outlive the answer that replaced it
         return row  # resolve_user says why (401/403) before any 429
     assert row is not None
     if kept is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-TTL_SECONDS = 10.0
+TTL_SECONDS = 30.0
 MAX_ENTRIES = 50_000
 
 _USERS = "credentials_users_changed"
@@ -76,6 +76,9 @@ class PrincipalCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def drop(self, key: Key) -> None:
+        self._entries.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
