@@ -5,46 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from tenantry.auth import principal_cache
 from tenantry.db import reads_for
+from tenantry.kit.repository import RowSelect
 from tenantry.models import AuthSession, Membership, Role, Tenant, User
 from tenantry.models.base import utcnow
 from tenantry.users.schemas import Credentials, MembershipRow
 
-_MY_TENANTS = (
-    sa.select(
-        sa.func.coalesce(
-            sa.func.json_agg(
-                aggregate_order_by(
-                    sa.func.json_build_object(
-                        "tenant_id",
-                        col(Membership.tenant_id),
-                        "tenant_slug",
-                        col(Tenant.slug),
-                        "tenant_name",
-                        col(Tenant.name),
-                        "role",
-                        col(Membership.role),
-                    ),
-                    col(Membership.created_at),
-                    col(Membership.id),
-                )
-            ),
-            sa.text("'[]'::json"),
-        ).cast(sa.Text)  # text through any driver setup; decoded below
-    )
-    .join(Tenant, col(Tenant.id) == col(Membership.tenant_id))
-    .where(col(Membership.user_id) == col(User.id), col(Tenant.deleted_at).is_(None))
-    .correlate(User)
-    .scalar_subquery()
-)
-# The account and its live tenants (oldest membership first) in one statement.
 _ME = sa.select(
     col(User.id),
     col(User.email),
@@ -54,8 +25,20 @@ _ME = sa.select(
     col(User.is_superuser),
     col(User.email_verified_at),
     col(User.created_at),
-    _MY_TENANTS.label("memberships"),
 ).where(col(User.id) == sa.bindparam("user_id"))
+# Its own statement, not a correlated subquery of `_ME`: Citus refuses one whose FROM
+# holds a reference table (users), and memberships are distributed by tenant.
+_MY_TENANTS: RowSelect = (
+    sa.select(
+        col(Membership.tenant_id),
+        col(Tenant.slug).label("tenant_slug"),
+        col(Tenant.name).label("tenant_name"),
+        col(Membership.role),
+    )
+    .join(Tenant, col(Tenant.id) == col(Membership.tenant_id))
+    .where(col(Membership.user_id) == sa.bindparam("user_id"), col(Tenant.deleted_at).is_(None))
+    .order_by(col(Membership.created_at), col(Membership.id))
+)
 
 
 class UserRepository:
@@ -73,13 +56,12 @@ class UserRepository:
 
         Needs `app.user_id` set to `user_id` (the RLS user arm), as `Authorize` does.
         """
+        values = {"user_id": user_id}
         async with reads_for(self.session) as reads:
-            users = await reads.all(_ME, {"user_id": user_id})
-        if not users:
-            return None
-        user = users[0]
-        user["memberships"] = orjson.loads(user["memberships"])
-        return user
+            users = await reads.all(_ME, values)
+            if not users:
+                return None
+            return {**users[0], "memberships": await reads.all(_MY_TENANTS, values)}
 
     async def get_by_email(self, email: str) -> User | None:
         stmt = sa.select(User).where(sa.func.lower(User.email) == email.lower())
