@@ -17,8 +17,9 @@ async def pool_of(settings: Settings) -> AsyncIterator[Callable[..., RawPool]]:
     dsn = settings.database_url.replace("+asyncpg", "")
     made: list[RawPool] = []
 
-    def make(size: int, timeout: float = 2.0) -> RawPool:
-        made.append(RawPool(lambda: asyncpg.connect(dsn), size=size, timeout=timeout))
+    def make(size: int, timeout: float = 2.0, max_idle: float = 1800.0) -> RawPool:
+        connect = lambda: asyncpg.connect(dsn)  # noqa: E731
+        made.append(RawPool(connect, size=size, timeout=timeout, max_idle=max_idle))
         return made[-1]
 
     yield make
@@ -107,6 +108,25 @@ async def test_an_idle_connection_that_died_is_never_handed_out(
     assert fresh is not connection and not fresh.is_closed()
     assert pool.in_use == 1
     pool.release(fresh)
+
+
+async def test_a_connection_idle_too_long_is_replaced_not_reused(
+    pool_of: Callable[..., RawPool],
+) -> None:
+    """As SQLAlchemy's pool_recycle: a middlebox may have dropped it without a word."""
+    pool = pool_of(1, max_idle=0.05)
+    first = await pool.acquire()
+    old = await _pid(first)
+    pool.release(first)
+    await asyncio.sleep(0.1)
+    fresh = await pool.acquire()
+    assert fresh is not first and first.is_closed()
+    assert await _pid(fresh) != old
+    assert pool.in_use == 1
+    pool.release(fresh)
+    again = await pool.acquire()  # returned a moment ago: reused
+    assert again is fresh
+    pool.release(again)
 
 
 async def test_a_failed_connect_frees_its_place(settings: Settings) -> None:

@@ -89,7 +89,7 @@ async def readmit(request: Request, tenant_id: uuid.UUID, plan: Plan | None) -> 
     await admit(request, tenant_id, plan, meter=False)
 
 
-def generations(request: Request) -> principal_cache.Generations | None:
+def generations_read(request: Request) -> principal_cache.Generations | None:
     """What this call's admission read (see `admit`), even when it refused the call."""
     state = request.scope.setdefault("state", {})
     found: principal_cache.Generations | None = state.get(_STATE_GENERATIONS)

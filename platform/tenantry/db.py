@@ -77,13 +77,17 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+@dataclass(frozen=True)
 class _LaneSpec:
-    """How the raw lane connects (`Database._checked_out`): as its engine does."""
+    """How the raw lane connects (`Database._check_out`): as its engine does."""
 
-    def __init__(self, connect: dict[str, Any], size: int, timeout: float) -> None:
-        self.connect = connect
-        self.size = size
-        self.timeout = timeout
+    connect: dict[str, Any]
+    size: int
+    timeout: float
+
+
+# Both pools replace a connection this old (SQLAlchemy's) or idle this long (the lane's).
+_RECYCLE_SECONDS = 1800
 
 
 # What `create_engine` connected with, per engine, for the raw lane's own pool beside it.
@@ -113,7 +117,7 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
         # answers 503 (`errors.is_unavailable`), and the next checkout connects afresh.
         # pool_recycle bounds a connection's age below any idle timeout in between.
         "pool_pre_ping": False,
-        "pool_recycle": 1800,
+        "pool_recycle": _RECYCLE_SECONDS,
         # Statement parameters (emails, token hashes) stay out of error messages, so out
         # of logs and Sentry too.
         "hide_parameters": True,
@@ -519,7 +523,10 @@ class Database:
                 raise RuntimeError("the engine was not made by tenantry.db.create_engine")
             connect = spec.connect
             self._lane = RawPool(
-                lambda: asyncpg.connect(**connect), size=spec.size, timeout=spec.timeout
+                lambda: asyncpg.connect(**connect),
+                size=spec.size,
+                timeout=spec.timeout,
+                max_idle=_RECYCLE_SECONDS,
             )
         return self._lane
 

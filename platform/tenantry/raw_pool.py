@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -30,11 +31,17 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
 class RawPool:
-    def __init__(self, connect: Connect, *, size: int, timeout: float) -> None:
+    def __init__(
+        self, connect: Connect, *, size: int, timeout: float, max_idle: float = 1800.0
+    ) -> None:
         self._connect = connect
         self.size = size
         self.timeout = timeout
-        self._idle: list[asyncpg.Connection] = []
+        # A connection idle longer is closed rather than reused, as SQLAlchemy's
+        # pool_recycle does: a firewall or proxy between may have dropped it silently,
+        # and a statement on it would hang until its timeout instead of failing at once.
+        self.max_idle = max_idle
+        self._idle: list[tuple[asyncpg.Connection, float]] = []  # with when it came back
         self._open = 0  # idle + in use + being connected
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
@@ -51,9 +58,10 @@ class RawPool:
         if self._closed:
             raise asyncpg.InterfaceError("the pool is closed")
         while self._idle:
-            connection = self._idle.pop()
-            if not connection.is_closed():
+            connection, since = self._idle.pop()
+            if not connection.is_closed() and time.monotonic() - since <= self.max_idle:
                 return connection
+            connection.terminate()
             self._open -= 1
         if self._open >= self.size:
             handed = await self._wait()
@@ -77,13 +85,13 @@ class RawPool:
             if not waiter.done():
                 waiter.set_result(connection)
                 return
-        self._idle.append(connection)
+        self._idle.append((connection, time.monotonic()))
 
     async def close(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
         self._open -= len(idle)
-        for connection in idle:
+        for connection, _ in idle:
             try:
                 await asyncio.wait_for(connection.close(), timeout=self.timeout)
             except Exception:

@@ -113,7 +113,7 @@ async def _principal_row(
             generations = await admission.admit(request, tenant_id, kept_plan, claims.user_id)
         except TooManyRequests as exc:
             refused = exc
-            generations = admission.generations(request)
+            generations = admission.generations_read(request)
         if generations is not None and generations == kept_under:
             if refused is not None:
                 raise refused

@@ -31,6 +31,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tenantry.models import AuthSession, Membership, Tenant, User
+
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 50_000
 
@@ -91,13 +93,14 @@ def note_writes(session: Session, objects: tuple[object, ...]) -> None:
     """Note the users and tenants whose answers a flush of `objects` changes. A new
     auth session changes none: no answer can be kept for a session before its row."""
     for obj in objects:
-        table = getattr(obj, "__tablename__", None)
-        if table == "users":
-            note_user(session, obj.id)  # type: ignore[attr-defined]
-        elif table == "memberships" or (table == "auth_sessions" and obj not in session.new):
-            note_user(session, obj.user_id)  # type: ignore[attr-defined]
-        elif table == "tenants":
-            session.info.setdefault(_TENANTS, set()).add(obj.id)  # type: ignore[attr-defined]
+        if isinstance(obj, User):
+            note_user(session, obj.id)
+        elif isinstance(obj, Membership) or (
+            isinstance(obj, AuthSession) and obj not in session.new
+        ):
+            note_user(session, obj.user_id)
+        elif isinstance(obj, Tenant):
+            session.info.setdefault(_TENANTS, set()).add(obj.id)
 
 
 def note_user(session: Session, user_id: uuid.UUID) -> None:

@@ -14,7 +14,7 @@ from tenantry.db import Rider, reads_for, writes_for
 from tenantry.kit.keyset import Key, KeyType, Sort, fetch_page
 from tenantry.kit.repository import RowSelect, TenantRepository, like_pattern
 from tenantry.models import Project, Task
-from tenantry.tasks.schemas import TaskListQuery, TaskSort
+from tenantry.tasks.schemas import TASK_FIELDS, TaskListQuery, TaskSort
 
 COLUMNS = (
     col(Task.id),
@@ -60,19 +60,7 @@ def _locked() -> RowSelect:
 
 # What a new task's INSERT sets; every value comes from the service (the id and both
 # timestamps too), so the row it returns is the one it was given.
-_INSERTED = (
-    "tenant_id",
-    "id",
-    "project_id",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "assignee_id",
-    "due_date",
-    "created_at",
-    "updated_at",
-)
+_INSERTED = ("tenant_id", *TASK_FIELDS)
 
 
 @functools.cache
