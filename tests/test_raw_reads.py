@@ -10,10 +10,12 @@ import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
+from arq.connections import ArqRedis
 from sqlmodel import col
 
 from tenantry.config import Settings
 from tenantry.db import _CONNECTION_LOST, Database, compiled
+from tenantry.main import create_app
 from tenantry.models import Role, Task
 from tests.fixtures.factories import Actor, make_actor, make_tenant
 
@@ -160,3 +162,28 @@ async def test_users_me_reads_the_account_and_its_tenants_raw(
     assert body["id"] == str(owner.user.id)
     assert [m["tenant_id"] for m in body["memberships"]] == [str(owner.tenant.id)]
     assert body["memberships"][0]["role"] == "owner"
+
+
+async def test_a_full_lane_answers_503_after_its_timeout_then_recovers(
+    settings: Settings, db: Database, owner: Actor, redis: ArqRedis
+) -> None:
+    """Every wait is bounded: a request that cannot get a lane connection within
+    `DB_POOL_TIMEOUT` answers 503 problem+json with Retry-After, never hangs or 500s."""
+    tight = settings.model_copy(update={"db_read_pool_size": 1, "db_pool_timeout": 0.3})
+    app = create_app(tight)
+    async with app.router.lifespan_context(app):
+        lane = app.state.db.lane
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            held = await lane.acquire()
+            try:
+                response = await client.get("/api/v1/users/me", headers=owner.headers)
+            finally:
+                lane.release(held)
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert int(response.headers["retry-after"]) >= 1
+            assert "Traceback" not in response.text
+            recovered = await client.get("/api/v1/users/me", headers=owner.headers)
+            assert recovered.status_code == 200, recovered.text
+            assert lane.in_use == 0
