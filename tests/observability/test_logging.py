@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
@@ -15,8 +16,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from tenantry.auth.dependencies import Authorize
 from tenantry.auth.principal import Principal, Scope
 from tenantry.config import Settings
+from tenantry.context import job_id_var, user_id_var
 from tenantry.db import Database
-from tenantry.observability.logging import REDACTED, configure_logging, redact
+from tenantry.observability.logging import (
+    REDACTED,
+    JsonLinesHandler,
+    _sole_json_handler,
+    configure_logging,
+    log_request,
+    redact,
+)
 from tests.fixtures.app import probe_client
 from tests.fixtures.factories import make_actor, make_tenant
 
@@ -194,3 +203,54 @@ class TestRedact:
     def test_leaves_ordinary_text(self) -> None:
         text = "GET /api/v1/projects/{id} 200 3.1ms"
         assert redact(text) == text
+
+
+class TestDirectAccessLine:
+    """The access line written straight from its fields is the line `logging` writes."""
+
+    @pytest.mark.parametrize("job", [None, "job-7"])
+    def test_same_object_both_ways(self, settings: Settings, job: str | None) -> None:
+        root = logging.getLogger()
+        saved = (root.handlers[:], root.level)
+        stream = io.StringIO()
+        configure_logging(settings, json=True, stream=stream)
+        fields: dict[str, Any] = {
+            "method": "GET",
+            "route": "/api/v1/tasks/{id}",
+            "path": "/api/v1/tasks/1?token=abc",
+            "status": 503,
+            "latency_ms": 12.3456,
+            "request_id": "client:chosen-id",
+            "tenant_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            "user_id": None,
+        }
+        job_token = job_id_var.set(job)
+        user_token = user_id_var.set("16fd2706-8baf-433b-82eb-8c7fada847da")
+
+        def keep(record: logging.LogRecord) -> bool:
+            return True
+
+        try:
+            handler = _sole_json_handler(logging.WARNING)
+            assert isinstance(handler, JsonLinesHandler)  # the direct path is taken
+            log_request(**fields)
+            root.addFilter(keep)  # anything on the way: the ordinary path
+            assert _sole_json_handler(logging.WARNING) is None
+            log_request(**fields)
+        finally:
+            root.removeFilter(keep)
+            job_id_var.reset(job_token)
+            user_id_var.reset(user_token)
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+        direct, ordinary = lines(stream)
+        assert abs(_ts(direct.pop("ts")) - _ts(ordinary.pop("ts"))) < 5
+        assert list(direct.items()) == list(ordinary.items())
+        assert direct["path"] == f"/api/v1/tasks/1?token={REDACTED}"
+        assert direct["level"] == "warning"
+        assert direct["user_id"] == "16fd2706-8baf-433b-82eb-8c7fada847da"  # from the context
+        assert direct.get("job_id") == job
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()

@@ -139,6 +139,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_CONTEXT_VARS = {
+    "request_id": request_id_var,
+    "tenant_id": tenant_id_var,
+    "user_id": user_id_var,
+    "job_id": job_id_var,
+}
+
+
 class ContextFilter(logging.Filter):
     """Stamps the request, tenant, user and job of the current context on every record."""
 
@@ -147,12 +155,7 @@ class ContextFilter(logging.Filter):
         self.component = component
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, var in (
-            ("request_id", request_id_var),
-            ("tenant_id", tenant_id_var),
-            ("user_id", user_id_var),
-            ("job_id", job_id_var),
-        ):
+        for name, var in _CONTEXT_VARS.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
         record.component = self.component
@@ -191,6 +194,60 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = record.stack_info
         return orjson.dumps(entry, default=str).decode()
+
+
+class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The JSON lines handler `logging_config` installs, which can also write an access
+    line straight from its fields.
+
+    A request's access line through `logging` costs a LogRecord, two filters, a scan
+    of the record's attributes for extras and a formatter call: about 45 µs on the
+    2-core bench machine, 4 % of a cached read (py-spy under load). Where this handler,
+    with its context and redaction filters and the JSON formatter, is the only place
+    the line goes, `write_access` writes the same JSON object (same keys, same order,
+    tests/observability/test_logging.py compares them) in one step; anywhere else (a
+    test's capture handler, an added filter, the development format) the line takes
+    the ordinary path.
+    """
+
+    def as_configured(self) -> bool:
+        filters = self.filters
+        return (
+            type(self.formatter) is JsonFormatter
+            and len(filters) == 2
+            and type(filters[0]) is ContextFilter
+            and type(filters[1]) is RedactingFilter
+        )
+
+    def write_access(self, level: int, message: str, fields: dict[str, Any]) -> None:
+        context = self.filters[0]
+        assert isinstance(context, ContextFilter)
+        entry: dict[str, Any] = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": logging.getLevelName(level).lower(),
+            "logger": access_logger.name,
+            "message": message,
+        }
+        # What ContextFilter and _extras make of the same fields: a missing id taken
+        # from the context, then everything that is still None left out.
+        for name, value in fields.items():
+            if value is None and name in _CONTEXT_VARS:
+                value = _CONTEXT_VARS[name].get()
+            if value is not None:
+                entry[name] = value
+        job_id = job_id_var.get()
+        if job_id is not None:
+            entry["job_id"] = job_id
+        entry["component"] = context.component
+        line = orjson.dumps(entry, default=str).decode()
+        self.acquire()
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": line}))
+        finally:
+            self.release()
 
 
 class DevFormatter(logging.Formatter):
@@ -244,7 +301,7 @@ def logging_config(
         "formatters": {"default": {"()": formatter}},
         "handlers": {
             "default": {
-                "class": "logging.StreamHandler",
+                "class": f"{__name__}.JsonLinesHandler" if use_json else "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
                 "filters": ["context", "redact"],
@@ -309,8 +366,22 @@ def log_request(
     route = _redact_route(route)
     if request_id and not request_id.isalnum():
         request_id = redact(request_id)
-    # The record is made and handled directly: `Logger.log` would walk the stack for a
-    # caller (file, line, function) that an access line never shows.
+    fields = {
+        "method": method,
+        "route": route,
+        "path": redact(path),
+        "status": status,
+        "latency_ms": round(latency_ms, 2),
+        "request_id": request_id,
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+    }
+    handler = _sole_json_handler(level)
+    if handler is not None:
+        handler.write_access(level, f"{method} {route} {status} {latency_ms:.1f}ms", fields)
+        return
+    # Made and handled directly: `Logger.log` would walk the stack for a caller (file,
+    # line, function) that an access line never shows.
     access_logger.handle(
         access_logger.makeRecord(
             access_logger.name,
@@ -320,19 +391,27 @@ def log_request(
             "%s %s %d %.1fms",
             (method, route, status, latency_ms),
             None,
-            extra={
-                "method": method,
-                "route": route,
-                "path": redact(path),
-                "status": status,
-                "latency_ms": round(latency_ms, 2),
-                "request_id": request_id,
-                "tenant_id": tenant_id,
-                "user_id": user_id,
-                "_redacted": True,
-            },
+            extra={**fields, "_redacted": True},
         )
     )
+
+
+def _sole_json_handler(level: int) -> JsonLinesHandler | None:
+    """Our JSON handler, when it alone (as configured, no other filter on the way) is
+    where an access line goes: then the line is written without a LogRecord."""
+    handlers = logging.root.handlers
+    if len(handlers) != 1 or access_logger.handlers or access_logger.filters:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not JsonLinesHandler
+        or not handler.as_configured()
+        or level < handler.level
+        or logging.root.filters
+        or not access_logger.propagate
+    ):
+        return None
+    return handler
 
 
 _redact_route = functools.lru_cache(maxsize=1024)(redact)
