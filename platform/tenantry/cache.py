@@ -86,6 +86,23 @@ end
 return #KEYS
 """
 _bump_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
+# Each key's value, made if absent as the rate limiter's call makes the credential
+# check's (the time in µs, for ARGV[1] seconds), so that a value read before Redis lost
+# its data never matches one read after.
+_READ = """
+local values = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  if not value then
+    local t = redis.call('TIME')
+    value = string.format('%d', t[1] * 1000000 + t[2])
+    redis.call('SET', key, value, 'EX', ARGV[1])
+  end
+  values[i] = value
+end
+return values
+"""
+_read_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
 
 _breakers: weakref.WeakKeyDictionary[Redis, float] = weakref.WeakKeyDictionary()
 _REDIS_ERRORS = (redis_exc.RedisError, OSError)
@@ -236,6 +253,21 @@ async def _fill_once(
     except _REDIS_ERRORS as exc:
         _trip(redis, exc)
     return value
+
+
+async def read_generations(redis: Redis, keys: Sequence[str]) -> tuple[bytes, ...] | None:
+    """The generations under `keys` (those `invalidate` bumps), in one script call; None
+    when Redis does not answer (then nothing kept under them can be trusted)."""
+    if not _available(redis):
+        return None
+    script = _read_scripts.get(redis)
+    if script is None:
+        script = _read_scripts[redis] = redis.register_script(_READ)
+    try:
+        return tuple(await script(keys=keys, args=[GENERATION_TTL_SECONDS]))
+    except _REDIS_ERRORS as exc:
+        _trip(redis, exc)
+        return None
 
 
 async def invalidate(

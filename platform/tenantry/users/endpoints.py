@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, Request, Response, status
 
-from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute, redis_of
 from tenantry.errors import Conflict
 from tenantry.kit.http import location
 from tenantry.kit.openapi import raises
 from tenantry.kit.responses import json_bytes
 from tenantry.models import User
 from tenantry.ratelimit import SignupRateLimit
+from tenantry.users import me_cache
 from tenantry.users.auth import CurrentUser
 from tenantry.users.schemas import UserCreate, UserMe, UserRead, UserUpdate
 from tenantry.users.service import user as user_service
@@ -49,11 +52,16 @@ async def create(
 
 
 @router.get("/me", response_model=UserMe)
-async def get_me(principal: CurrentUser, session: SessionDep) -> Response:
+async def get_me(principal: CurrentUser, session: SessionDep, request: Request) -> Response:
     """The signed-in user and their tenants."""
-    # Serialised once, here: a model returned to `response_model` is validated again.
-    me = await user_service.get_me(session, principal)
-    return json_bytes(me.model_dump_json().encode())
+
+    async def load() -> tuple[bytes, tuple[uuid.UUID, ...]]:
+        # Serialised once, here: a model returned to `response_model` is validated again.
+        me = await user_service.get_me(session, principal)
+        return me.model_dump_json().encode(), tuple(m.tenant_id for m in me.memberships)
+
+    assert principal.user_id is not None  # no API keys here
+    return json_bytes(await me_cache.read(redis_of(request), principal.user_id, load))
 
 
 @router.patch("/me", response_model=UserMe)

@@ -1,0 +1,102 @@
+"""`GET /users/me`, kept per process while nothing it shows has changed.
+
+Every client's first call, and the one most often repeated: the account's columns and
+its live tenants (slug, name, role) cost four PostgreSQL round trips (the context, the
+user, the memberships, COMMIT) on top of the credential check. The body changes only
+when a row changes that the unit of work already reports for the kept credential
+check (`auth.principal_cache`): the user's row or one of their memberships (the user's
+generation) or one of the tenants it lists (that tenant's generation). So a body is
+answered again while those generations are the ones read *before* the read that
+produced it: one Redis round trip (one script call) instead of four to PostgreSQL.
+
+The first read of a user, or one whose tenant list differs from the kept one, is kept
+unconfirmed: the generations of its tenants could not be read before it; the next call
+reads them, then PostgreSQL again, and keeps that answer under them. Same trade as the
+credential check: a write that bypasses the API's unit of work (SQL by hand, a script)
+shows within `TTL_SECONDS`; without Redis every call reads PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from tenantry import cache
+from tenantry.auth.principal_cache import (
+    MAX_ENTRIES,
+    TTL_SECONDS,
+    tenant_generation_key,
+    user_generation_key,
+)
+
+Load = Callable[[], Awaitable[tuple[bytes, tuple[uuid.UUID, ...]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    body: bytes
+    tenants: tuple[uuid.UUID, ...]
+    generations: tuple[bytes, ...] | None  # None: unconfirmed
+    stored_at: float
+
+
+class MeCache:
+    """user id → the body, the tenants it lists and the generations it is valid under,
+    for `TTL_SECONDS`; least recently used first out."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, ttl_seconds: float = TTL_SECONDS) -> None:
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self._entries: OrderedDict[uuid.UUID, _Kept] = OrderedDict()
+
+    def get(self, user_id: uuid.UUID) -> _Kept | None:
+        kept = self._entries.get(user_id)
+        if kept is None:
+            return None
+        if time.monotonic() - kept.stored_at > self.ttl_seconds:
+            del self._entries[user_id]
+            return None
+        self._entries.move_to_end(user_id)
+        return kept
+
+    def put(
+        self,
+        user_id: uuid.UUID,
+        body: bytes,
+        tenants: tuple[uuid.UUID, ...],
+        generations: tuple[bytes, ...] | None,
+    ) -> None:
+        self._entries[user_id] = _Kept(body, tenants, generations, time.monotonic())
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+bodies = MeCache()
+
+
+def _keys(user_id: uuid.UUID, tenants: tuple[uuid.UUID, ...]) -> list[str]:
+    return [user_generation_key(user_id), *map(tenant_generation_key, tenants)]
+
+
+async def read(redis: Redis, user_id: uuid.UUID, load: Load) -> bytes:
+    """The body for `user_id`: kept, while its generations hold, or `load()`ed."""
+    kept = bodies.get(user_id)
+    generations = None
+    if kept is not None:
+        generations = await cache.read_generations(redis, _keys(user_id, kept.tenants))
+        if generations is not None and generations == kept.generations:
+            return kept.body
+    body, tenants = await load()
+    # Trusted only under generations read before `load()`, of exactly these tenants.
+    confirmed = generations if kept is not None and tenants == kept.tenants else None
+    bodies.put(user_id, body, tenants, confirmed)
+    return body
