@@ -27,12 +27,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from tenantry import cache
-from tenantry.auth.principal_cache import (
-    MAX_ENTRIES,
-    TTL_SECONDS,
-    tenant_generation_key,
-    user_generation_key,
-)
+from tenantry.auth.principal_cache import TTL_SECONDS, tenant_generation_key, user_generation_key
+
+# A body is a few hundred bytes per tenant listed: 10,000 users' stay within megabytes.
+MAX_ENTRIES = 10_000
 
 Load = Callable[[], Awaitable[tuple[bytes, tuple[uuid.UUID, ...]]]]
 
