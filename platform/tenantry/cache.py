@@ -89,7 +89,7 @@ _bump_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDi
 # Each key's value, made if absent as the rate limiter's call makes the credential
 # check's (the time in µs, for ARGV[1] seconds), so that a value read before Redis lost
 # its data never matches one read after.
-_READ = """
+_READ_GENERATIONS = """
 local values = {}
 for i, key in ipairs(KEYS) do
   local value = redis.call('GET', key)
@@ -262,7 +262,7 @@ async def read_generations(redis: Redis, keys: Sequence[str]) -> tuple[bytes, ..
         return None
     script = _read_scripts.get(redis)
     if script is None:
-        script = _read_scripts[redis] = redis.register_script(_READ)
+        script = _read_scripts[redis] = redis.register_script(_READ_GENERATIONS)
     try:
         return tuple(await script(keys=keys, args=[GENERATION_TTL_SECONDS]))
     except _REDIS_ERRORS as exc:
