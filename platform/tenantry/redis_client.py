@@ -199,9 +199,11 @@ class QuickConnection(Connection):
 
     async def can_read_destructive(self) -> bool:
         reader = self._reader
-        if reader is None or reader.at_eof():
-            return True
-        return bool(getattr(reader, "_buffer", b"x"))
+        buffered = getattr(reader, "_buffer", None)
+        if reader is None or buffered is None:  # not connected, or asyncio changed
+            unread: bool = await super().can_read_destructive()  # type: ignore[no-untyped-call]
+            return unread
+        return reader.at_eof() or bool(buffered)
 
 
 class GuardedRedis(ArqRedis):
