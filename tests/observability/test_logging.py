@@ -22,6 +22,7 @@ from tenantry.observability.logging import (
     REDACTED,
     JsonLinesHandler,
     _sole_json_handler,
+    access_logger,
     configure_logging,
     log_request,
     redact,
@@ -234,11 +235,11 @@ class TestDirectAccessLine:
             handler = _sole_json_handler(logging.WARNING)
             assert isinstance(handler, JsonLinesHandler)  # the direct path is taken
             log_request(**fields)
-            root.addFilter(keep)  # anything on the way: the ordinary path
+            access_logger.addFilter(keep)  # a filter on the way: the ordinary path
             assert _sole_json_handler(logging.WARNING) is None
             log_request(**fields)
         finally:
-            root.removeFilter(keep)
+            access_logger.removeFilter(keep)
             job_id_var.reset(job_token)
             user_id_var.reset(user_token)
             root.handlers[:] = saved[0]
@@ -254,3 +255,30 @@ class TestDirectAccessLine:
 
 def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
+
+
+def test_a_handler_on_a_parent_logger_keeps_the_ordinary_path(settings: Settings) -> None:
+    """A handler on `tenantry` (between the access logger and root) must get the line."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging(settings, json=True, stream=io.StringIO())
+    parent_stream = io.StringIO()
+    parent = logging.StreamHandler(parent_stream)
+    logging.getLogger("tenantry").addHandler(parent)
+    try:
+        assert _sole_json_handler(logging.INFO) is None
+        log_request(
+            method="GET",
+            route="/health",
+            path="/health",
+            status=500,
+            latency_ms=1.0,
+            request_id=None,
+            tenant_id=None,
+            user_id=None,
+        )
+        assert "GET /health 500" in parent_stream.getvalue()
+    finally:
+        logging.getLogger("tenantry").removeHandler(parent)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

@@ -132,7 +132,7 @@ async def _principal_row(
         elif refused is not None:
             raise refused
     # Under the generations read before this check; unconfirmed (None) if none were.
-    principals.put(key, row, generations)
+    principals.put(key, (row, generations))
     return row
 
 

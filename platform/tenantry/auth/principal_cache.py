@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,8 @@ MAX_ENTRIES = 50_000
 _USERS = "credentials_users_changed"
 _TENANTS = "credentials_tenants_changed"
 
+K = TypeVar("K")
+V = TypeVar("V")
 Key = tuple[uuid.UUID, uuid.UUID, uuid.UUID | None]
 Generations = tuple[bytes | None, bytes | None]
 
@@ -51,42 +53,42 @@ def tenant_generation_key(tenant_id: uuid.UUID) -> str:
     return f"auth:gen:t:{tenant_id}"
 
 
-class PrincipalCache:
-    """(session, user, tenant) → the credential check's row and the generation it is
-    valid under (None: unconfirmed), for `TTL_SECONDS`; least recently used first out."""
+class Kept(Generic[K, V]):
+    """Answers kept per key for `ttl_seconds`, the least recently used out first past
+    `max_entries`: the credential check's here, `GET /users/me`'s in `users.me_cache`."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES, ttl_seconds: float = TTL_SECONDS) -> None:
+    def __init__(self, max_entries: int, ttl_seconds: float = TTL_SECONDS) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
-        self._entries: OrderedDict[Key, tuple[dict[str, Any], Generations | None, float]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
 
-    def get(self, key: Key) -> tuple[dict[str, Any], Generations | None] | None:
+    def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        row, generation, stored_at = entry
+        value, stored_at = entry
         if time.monotonic() - stored_at > self.ttl_seconds:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return row, generation
+        return value
 
-    def put(self, key: Key, row: dict[str, Any], generation: Generations | None) -> None:
-        self._entries[key] = (row, generation, time.monotonic())
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = (value, time.monotonic())
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def drop(self, key: Key) -> None:
+    def drop(self, key: K) -> None:
         self._entries.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
 
 
-principals = PrincipalCache()
+# (session, user, tenant) → the credential check's row and the generations it is valid
+# under (None: unconfirmed).
+principals: Kept[Key, tuple[dict[str, Any], Generations | None]] = Kept(MAX_ENTRIES)
 
 
 def note_writes(session: Session, objects: tuple[object, ...]) -> None:

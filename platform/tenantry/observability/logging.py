@@ -170,6 +170,16 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _head(at: datetime, level: str, logger: str, message: str) -> dict[str, Any]:
+    """What every JSON line starts with."""
+    return {
+        "ts": at.isoformat(timespec="milliseconds"),
+        "level": level.lower(),
+        "logger": logger,
+        "message": message,
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: what log shippers (Loki, CloudWatch, ELK) index.
 
@@ -180,12 +190,12 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        entry = _head(
+            datetime.fromtimestamp(record.created, UTC),
+            record.levelname,
+            record.name,
+            record.getMessage(),
+        )
         entry.update(_extras(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(self.formatException(record.exc_info))
@@ -222,12 +232,7 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def write_access(self, level: int, message: str, fields: dict[str, Any]) -> None:
         context = self.filters[0]
         assert isinstance(context, ContextFilter)
-        entry: dict[str, Any] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "level": logging.getLevelName(level).lower(),
-            "logger": access_logger.name,
-            "message": message,
-        }
+        entry = _head(datetime.now(UTC), logging.getLevelName(level), access_logger.name, message)
         # What ContextFilter and _extras make of the same fields: a missing id taken
         # from the context, then everything that is still None left out.
         for name, value in fields.items():
@@ -399,19 +404,21 @@ def log_request(
 def _sole_json_handler(level: int) -> JsonLinesHandler | None:
     """Our JSON handler, when it alone (as configured, no other filter on the way) is
     where an access line goes: then the line is written without a LogRecord."""
+    if access_logger.filters:
+        return None
+    logger: logging.Logger | None = access_logger
+    while logger is not None and logger is not logging.root:
+        # A handler on the way (ours, or a parent's such as `tenantry`) must see it.
+        if logger.handlers or not logger.propagate:
+            return None
+        logger = logger.parent
     handlers = logging.root.handlers
-    if len(handlers) != 1 or access_logger.handlers or access_logger.filters:
+    if len(handlers) != 1:
         return None
     handler = handlers[0]
-    if (
-        type(handler) is not JsonLinesHandler
-        or not handler.as_configured()
-        or level < handler.level
-        or logging.root.filters
-        or not access_logger.propagate
-    ):
+    if type(handler) is not JsonLinesHandler or not handler.as_configured():
         return None
-    return handler
+    return handler if level >= handler.level else None
 
 
 _redact_route = functools.lru_cache(maxsize=1024)(redact)

@@ -18,16 +18,14 @@ shows within `TTL_SECONDS`; without Redis every call reads PostgreSQL.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from tenantry import cache
-from tenantry.auth.principal_cache import TTL_SECONDS, tenant_generation_key, user_generation_key
+from tenantry.auth.principal_cache import Kept, tenant_generation_key, user_generation_key
 
 # A body is a few hundred bytes per tenant listed: 10,000 users' stay within megabytes.
 MAX_ENTRIES = 10_000
@@ -36,49 +34,13 @@ Load = Callable[[], Awaitable[tuple[bytes, tuple[uuid.UUID, ...]]]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Kept:
+class Body:
     body: bytes
     tenants: tuple[uuid.UUID, ...]
     generations: tuple[bytes, ...] | None  # None: unconfirmed
-    stored_at: float
 
 
-class MeCache:
-    """user id → the body, the tenants it lists and the generations it is valid under,
-    for `TTL_SECONDS`; least recently used first out."""
-
-    def __init__(self, max_entries: int = MAX_ENTRIES, ttl_seconds: float = TTL_SECONDS) -> None:
-        self.max_entries = max_entries
-        self.ttl_seconds = ttl_seconds
-        self._entries: OrderedDict[uuid.UUID, _Kept] = OrderedDict()
-
-    def get(self, user_id: uuid.UUID) -> _Kept | None:
-        kept = self._entries.get(user_id)
-        if kept is None:
-            return None
-        if time.monotonic() - kept.stored_at > self.ttl_seconds:
-            del self._entries[user_id]
-            return None
-        self._entries.move_to_end(user_id)
-        return kept
-
-    def put(
-        self,
-        user_id: uuid.UUID,
-        body: bytes,
-        tenants: tuple[uuid.UUID, ...],
-        generations: tuple[bytes, ...] | None,
-    ) -> None:
-        self._entries[user_id] = _Kept(body, tenants, generations, time.monotonic())
-        self._entries.move_to_end(user_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-bodies = MeCache()
+bodies: Kept[uuid.UUID, Body] = Kept(MAX_ENTRIES)
 
 
 def _keys(user_id: uuid.UUID, tenants: tuple[uuid.UUID, ...]) -> list[str]:
@@ -96,5 +58,5 @@ async def read(redis: Redis, user_id: uuid.UUID, load: Load) -> bytes:
     body, tenants = await load()
     # Trusted only under generations read before `load()`, of exactly these tenants.
     confirmed = generations if kept is not None and tenants == kept.tenants else None
-    bodies.put(user_id, body, tenants, confirmed)
+    bodies.put(user_id, Body(body, tenants, confirmed))
     return body
