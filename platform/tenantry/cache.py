@@ -272,22 +272,26 @@ async def read_generations(redis: Redis, keys: Sequence[str]) -> tuple[bytes, ..
 
 async def invalidate(
     redis: Redis, tenant_ids: set[uuid.UUID], generations: Sequence[str] = ()
-) -> None:
+) -> bool:
     """Make every cached entry of these tenants unreachable (bump their generations),
     and bump `generations` too (other keys in this scheme: the credential check's).
+    False when Redis did not take it.
 
     One script call (EVALSHA) for all of them: every write pays for it, and a pipeline
     costs more of our CPU than the round trip it wraps."""
     keys = [generation_key(tenant_id) for tenant_id in tenant_ids] + list(generations)
     if not keys:
-        return
+        return True
     script = _bump_scripts.get(redis)
     if script is None:
         script = _bump_scripts[redis] = redis.register_script(_BUMP)
     try:
         await script(keys=keys, args=[GENERATION_TTL_SECONDS])
     except _REDIS_ERRORS as exc:
-        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS
-        # (kept credential checks within auth.principal_cache.TTL_SECONDS).
+        # The write is committed; entries already cached expire within ENTRY_TTL_SECONDS.
+        # The credential generations are bumped again by whoever hears PostgreSQL
+        # announce the change (auth.credential_changes), until Redis takes it.
         _trip(redis, exc)
         CACHE_REQUESTS.labels("invalidate", "bypass").inc()
+        return False
+    return True

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 DISTRIBUTION_COLUMN = "tenant_id"
+CREDENTIAL_TRIGGER_TABLES = ("users", "auth_sessions", "memberships", "tenants")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ def distribute(connection: Connection, metadata: sa.MetaData) -> list[str]:
     )
     connection.exec_driver_sql("SET LOCAL citus.enable_local_reference_table_foreign_keys = off")
     changed = []
+    # A database made on a single PostgreSQL announces credential changes with triggers
+    # (migration 0012); Citus refuses to distribute a table that has one, and no API
+    # process would hear a shard's NOTIFY anyway.
+    for name in CREDENTIAL_TRIGGER_TABLES:
+        if name not in done:
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS credentials_changed ON {name}")
     for name in plan.reference:
         if name not in done:
             connection.execute(sa.text("SELECT create_reference_table(:t)"), {"t": name})

@@ -486,6 +486,9 @@ class Database:
         # Until `detect_citus()` says otherwise, assume the cluster: its reads are the
         # ones that must run in an explicit transaction (see `fetch_one`).
         self.citus = True
+        # Whether its commits reach PostgreSQL as commits, so their NOTIFY is sent
+        # (`auth.credential_changes`).
+        self.commits = True
         self._lane: RawPool | None = None
 
     async def detect_citus(self) -> bool:
@@ -514,13 +517,22 @@ class Database:
             await self._lane.close()
         await self.engine.dispose()
 
+    def _lane_spec(self) -> _LaneSpec:
+        spec = _LANE_SPECS.get(self.engine.sync_engine)
+        if spec is None:
+            raise RuntimeError("the engine was not made by tenantry.db.create_engine")
+        return spec
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own, outside every pool, as the lane connects (for a
+        LISTEN that must outlive any transaction: `auth.credential_changes`)."""
+        return await asyncpg.connect(**self._lane_spec().connect)
+
     @property
     def lane(self) -> RawPool:
         """The raw lane's own pool (see `_checked_out`), made on first use, empty."""
         if self._lane is None:
-            spec = _LANE_SPECS.get(self.engine.sync_engine)
-            if spec is None:
-                raise RuntimeError("the engine was not made by tenantry.db.create_engine")
+            spec = self._lane_spec()
             connect = spec.connect
             self._lane = RawPool(
                 lambda: asyncpg.connect(**connect),

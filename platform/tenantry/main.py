@@ -7,6 +7,7 @@ from tenantry.kit.startup import startup_imports
 # Everything the API needs loads here, with the garbage collector paused (kit.startup).
 with startup_imports():
     import asyncio
+    import contextlib
     import gc
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ with startup_imports():
     from fastapi.middleware.cors import CORSMiddleware
 
     from tenantry import __version__, cache, health
+    from tenantry.auth.credential_changes import CredentialChanges
     from tenantry.config import Environment, Settings, get_settings
     from tenantry.db import Database, app_role_problems
     from tenantry.error_handlers import install_error_handlers
@@ -96,6 +98,10 @@ def create_app(
                 )
         await app.state.db.detect_citus()
         pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db))
+        listener = None
+        if app.state.db.commits and not app.state.db.citus:
+            changes = CredentialChanges(app.state.db, app.state.redis)
+            listener = asyncio.create_task(changes.run())
         if settings.environment is Environment.PRODUCTION:
             # Everything alive now (routes, models, the engine; the modules have been
             # frozen since their import) lives as long as the process: out of the
@@ -107,6 +113,10 @@ def create_app(
             yield
         finally:
             pool_gauges.cancel()
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             await app.state.redis.aclose()
             if own_db:
                 await app.state.db.dispose()

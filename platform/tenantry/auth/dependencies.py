@@ -16,7 +16,7 @@ from tenantry import admission
 from tenantry.auth import tokens
 from tenantry.auth.api_key import API_KEY_PREFIX, resolve_api_key
 from tenantry.auth.principal import Principal, Scope
-from tenantry.auth.principal_cache import principals
+from tenantry.auth.principal_cache import hearing_epoch, principals
 from tenantry.config import Settings
 from tenantry.context import tenant_id_var, user_id_var
 from tenantry.db import Database, set_tenant_context
@@ -103,6 +103,7 @@ async def _principal_row(
     (`auth.principal_cache`: only tenant calls, whose admission reads them anyway)."""
     key = (claims.session_id, claims.user_id, claims.tenant_id)
     tenant_id = claims.tenant_id
+    epoch = hearing_epoch()
     kept = principals.get(key) if tenant_id is not None else None
     generations = None
     refused: TooManyRequests | None = None
@@ -132,7 +133,7 @@ async def _principal_row(
         elif refused is not None:
             raise refused
     # Under the generations read before this check; unconfirmed (None) if none were.
-    principals.put(key, (row, generations))
+    principals.put(key, (row, generations), epoch)
     return row
 
 

@@ -15,11 +15,15 @@ only when a row of `users`, `auth_sessions`, `memberships` or `tenants` does, so
   checks again after reading them. A revocation committed after a check therefore
   always moves a generation past the one its answer is kept under.
 
-What this trades: a write to those tables that bypasses the API's unit of work (a
-script, a worker, SQL by hand) is seen within `TTL_SECONDS`, not at once; a bump lost
-to a Redis outage at that moment, likewise. Without Redis nothing is reused (the
-admission round trip fails, so there is no generation to trust). API keys are not
-kept here: their check is a lookup of their own.
+A write to those tables that bypasses the API's unit of work (a script, SQL by hand)
+is announced by PostgreSQL itself (`auth.credential_changes`): the process that hears
+it bumps the generations as the unit of work would have. An answer therefore stands
+for `HEARD_TTL_SECONDS` only while this process hears those announcements, and was
+checked while it did (`hear` moves the epoch each time that changes); otherwise, as on
+Citus, where no trigger announces anything, for `TTL_SECONDS`: the bound on a change
+made past the API. Without Redis nothing is reused (the admission round trip fails, so
+there is no generation to trust). API keys are not kept here: their check is a lookup
+of their own.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy.orm import Session
 from tenantry.models import AuthSession, Membership, Tenant, User
 
 TTL_SECONDS = 30.0
+HEARD_TTL_SECONDS = 600.0
 MAX_ENTRIES = 50_000
 
 _USERS = "credentials_users_changed"
@@ -53,28 +58,59 @@ def tenant_generation_key(tenant_id: uuid.UUID) -> str:
     return f"auth:gen:t:{tenant_id}"
 
 
-class Kept(Generic[K, V]):
-    """Answers kept per key for `ttl_seconds`, the least recently used out first past
-    `max_entries`: the credential check's here, `GET /users/me`'s in `users.me_cache`."""
+class _Hearing:
+    heard = False
+    epoch = 0
 
-    def __init__(self, max_entries: int, ttl_seconds: float = TTL_SECONDS) -> None:
+
+_hearing = _Hearing()
+
+
+def hear(heard: bool) -> None:
+    """Whether this process hears credential changes now (`auth.credential_changes`)."""
+    if heard != _hearing.heard:
+        _hearing.heard = heard
+        _hearing.epoch += 1
+
+
+def hearing_epoch() -> int | None:
+    """Read before a check: the hearing that will have covered it, if any."""
+    return _hearing.epoch if _hearing.heard else None
+
+
+class Kept(Generic[K, V]):
+    """Answers kept per key, the least recently used out first past `max_entries`: the
+    credential check's here, `GET /users/me`'s in `users.me_cache`.
+
+    An answer stands for `heard_ttl_seconds` if it was put under the hearing epoch that
+    still holds (every change since its check was heard), else for `ttl_seconds`."""
+
+    def __init__(
+        self,
+        max_entries: int,
+        ttl_seconds: float = TTL_SECONDS,
+        heard_ttl_seconds: float = HEARD_TTL_SECONDS,
+    ) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
-        self._entries: OrderedDict[K, tuple[V, float]] = OrderedDict()
+        self.heard_ttl_seconds = heard_ttl_seconds
+        self._entries: OrderedDict[K, tuple[V, float, int | None]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        value, stored_at = entry
-        if time.monotonic() - stored_at > self.ttl_seconds:
+        value, stored_at, epoch = entry
+        heard = epoch is not None and _hearing.heard and epoch == _hearing.epoch
+        if time.monotonic() - stored_at > (self.heard_ttl_seconds if heard else self.ttl_seconds):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
         return value
 
-    def put(self, key: K, value: V) -> None:
-        self._entries[key] = (value, time.monotonic())
+    def put(self, key: K, value: V, epoch: int | None = None) -> None:
+        """`epoch`: `hearing_epoch()` as read before the check that produced `value`."""
+        self._entries[key] = (value, time.monotonic(), epoch)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

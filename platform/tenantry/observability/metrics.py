@@ -154,6 +154,14 @@ HTTP_IN_PROGRESS = Gauge(
 
 # --- Dependencies, refreshed when /metrics is scraped (and on pool activity) -------------
 
+CREDENTIAL_CHANGES_HEARD = Gauge(
+    "tenantry_credential_changes_heard",
+    "1 while this API process hears PostgreSQL announce credential changes (kept "
+    "credential checks may then stand 10 minutes instead of 30 s); the minimum over "
+    "processes",
+    multiprocess_mode="livemin",
+)
+
 DB_POOL_SIZE = Gauge(
     "tenantry_db_pool_size",
     "Connections the pools keep open (sessions + DB_READ_POOL_SIZE)",

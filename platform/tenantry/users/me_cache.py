@@ -13,7 +13,8 @@ The first read of a user, or one whose tenant list differs from the kept one, is
 unconfirmed: the generations of its tenants could not be read before it; the next call
 reads them, then PostgreSQL again, and keeps that answer under them. Same trade as the
 credential check: a write that bypasses the API's unit of work (SQL by hand, a script)
-shows within `TTL_SECONDS`; without Redis every call reads PostgreSQL.
+shows as soon as PostgreSQL's announcement of it is heard, or within `TTL_SECONDS`
+where nothing is heard (Citus); without Redis every call reads PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from tenantry import cache
-from tenantry.auth.principal_cache import Kept, tenant_generation_key, user_generation_key
+from tenantry.auth.principal_cache import (
+    Kept,
+    hearing_epoch,
+    tenant_generation_key,
+    user_generation_key,
+)
 
 # A body is a few hundred bytes per tenant listed: 10,000 users' stay within megabytes.
 MAX_ENTRIES = 10_000
@@ -49,6 +55,7 @@ def _keys(user_id: uuid.UUID, tenants: tuple[uuid.UUID, ...]) -> list[str]:
 
 async def read(redis: Redis, user_id: uuid.UUID, load: Load) -> bytes:
     """The body for `user_id`: kept, while its generations hold, or `load()`ed."""
+    epoch = hearing_epoch()
     kept = bodies.get(user_id)
     generations = None
     if kept is not None:
@@ -58,5 +65,5 @@ async def read(redis: Redis, user_id: uuid.UUID, load: Load) -> bytes:
     body, tenants = await load()
     # Trusted only under generations read before `load()`, of exactly these tenants.
     confirmed = generations if kept is not None and tenants == kept.tenants else None
-    bodies.put(user_id, Body(body, tenants, confirmed))
+    bodies.put(user_id, Body(body, tenants, confirmed), epoch)
     return body
