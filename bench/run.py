@@ -52,6 +52,7 @@ import httpx
 import psutil
 
 from tenantry import embedded
+from tenantry.cli import run_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
@@ -478,6 +479,10 @@ def run_one(
             check=True,
             cwd=ROOT,
         )
+    else:
+        # A reused database is brought to this code's schema first, as a deploy would.
+        owner = f"postgresql+asyncpg://{embedded.OWNER_ROLE}@127.0.0.1:5432/{database}"
+        run_migrations(owner, embedded.APP_ROLE)
     rows = targets(out)
     asyncio.run(clear_writes(database))
     env = base_env(database, redis_url, None if args.no_bytecode_cache else log_dir / "pycache")
