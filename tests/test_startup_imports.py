@@ -113,3 +113,23 @@ def test_an_entry_point_leaves_what_it_loaded_to_no_collection(module: str) -> N
 def test_a_process_without_the_collector_keeps_it_off() -> None:
     enabled, frozen = run_fresh("import gc\ngc.disable()\nimport tenantry.main", GC_STATE)
     assert (enabled, frozen) == (False, 0)
+
+
+def test_a_serving_api_collects_its_young_generation_less_often() -> None:
+    """kit.startup.serving, from a production app's lifespan: a young collection every
+    YOUNG_THRESHOLD net allocations, not Python's 700 (bench/collector.py)."""
+    code = (
+        "import asyncio, gc\n"
+        "from tenantry.config import Environment, Settings\n"
+        "from tenantry.kit.startup import YOUNG_THRESHOLD\n"
+        "from tenantry.main import create_app\n"
+        "app = create_app(Settings(environment=Environment.PRODUCTION, check_db_role=False,\n"
+        "    secret_key='s' * 48, database_url='postgresql+asyncpg://x@127.0.0.1:9/none'))\n"
+        "before = gc.get_threshold()[0]\n"
+        "async def serve():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        return gc.get_threshold()[0]\n"
+        "during = asyncio.run(serve())\n"
+    )
+    before, during, expected = run_fresh(code, "[before, during, YOUNG_THRESHOLD]")
+    assert before == 700 and during == expected == 10_000

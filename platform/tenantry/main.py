@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from tenantry.kit.startup import startup_imports
+from tenantry.kit.startup import serving, startup_imports
 
 # Everything the API needs loads here, with the garbage collector paused (kit.startup).
 with startup_imports():
     import asyncio
     import contextlib
-    import gc
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
 
@@ -103,12 +102,8 @@ def create_app(
             changes = CredentialChanges(app.state.db, app.state.redis)
             listener = asyncio.create_task(changes.run())
         if settings.environment is Environment.PRODUCTION:
-            # Everything alive now (routes, models, the engine; the modules have been
-            # frozen since their import) lives as long as the process: out of the
-            # collector's sight, a full collection no longer walks it. (Not for test
-            # apps, built by the hundred in one process.)
-            gc.collect()
-            gc.freeze()
+            # Not for test apps, built by the hundred in one process.
+            serving()
         try:
             yield
         finally:
