@@ -106,6 +106,11 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
+        for _ in range(50):
+            ping = ["redis-cli", "-p", str(args.redis_port), "ping"]
+            if subprocess.run(ping, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
         results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
         for _ in range(args.rounds):
             for variant in VARIANTS:
