@@ -134,7 +134,7 @@ def main() -> None:
         f"medians of {args.rounds} rounds"
     )
     print(
-        "| thresholds | young threshold | collections (gen 0/1/2) | collector, ms per 1,000 requests | longest pause | server CPU per request |"
+        "| thresholds | young threshold | collections (gen 0/1/2) | collector, ms per 1,000 requests | longest pause (warm-up included) | server CPU per request |"
     )
     print("| --- | ---: | --- | ---: | ---: | ---: |")
     for variant, runs in results.items():

@@ -50,8 +50,9 @@ def serving() -> None:
     walks everything the process keeps (kept credential checks, cached pages: tens of
     thousands of objects at 10,000 tenants). Most of what a request allocates is freed
     by its reference count alone, so a threshold of 10,000 leaves little more garbage
-    behind: `bench/collector.py` measured the collector's share of a serving process
-    from 2,342 collections (the longest 91 ms) to 18 (65 ms) at 10,000 tenants.
+    behind. `bench/collector.py`, 10,000 tenants, 10 s of reads: 1,250 young and 10
+    full collections, 207 ms of collector per 1,000 requests and 1.27 ms of server CPU
+    a request, against 1 collection, 1.2 ms and 0.88 ms.
     """
     gc.collect()
     gc.freeze()
