@@ -57,6 +57,7 @@ MODULES = {
     "tenantry.notifications": DATA,
     "tenantry.auth": SCHEMAS,  # the principal, tokens and password hashing
     "tenantry.auth.api_key": SERVICES,  # resolves a key through the database
+    "tenantry.auth.credential_changes": SERVICES,  # hears PostgreSQL, bumps in Redis
     "tenantry.auth.dependencies": EDGE,
     "tenantry.deps": EDGE,
     "tenantry.ratelimit": EDGE,

@@ -25,6 +25,7 @@ with startup_imports():
     from tenantry.kit.http import API_PREFIX
     from tenantry.middleware import HttpShellMiddleware
     from tenantry.observability import http as http_metrics
+    from tenantry.observability.metrics import CREDENTIAL_CHANGES_HEARD
     from tenantry.observability.multiprocess import mark_process_dead
     from tenantry.observability.sentry import init_sentry
     from tenantry.redis_client import create_redis
@@ -101,6 +102,8 @@ def create_app(
         if app.state.db.commits and not app.state.db.citus:
             changes = CredentialChanges(app.state.db, app.state.redis)
             listener = asyncio.create_task(changes.run())
+        else:
+            CREDENTIAL_CHANGES_HEARD.set(0)  # nothing to hear (Citus): said, not absent
         if settings.environment is Environment.PRODUCTION:
             # Not for test apps, built by the hundred in one process.
             serving()

@@ -247,6 +247,7 @@ Component = Literal["api", "worker"]
 # so the backlog stays visible (and alerts) when no worker is left to report it.
 API_FAMILIES = (
     "tenantry_ready",
+    "tenantry_credential_changes_heard",
     "tenantry_dependency_up",
     "tenantry_db_pool_size",
     "tenantry_db_pool_checked_out",
