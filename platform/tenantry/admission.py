@@ -94,3 +94,20 @@ def generations_read(request: Request) -> principal_cache.Generations | None:
     state = request.scope.setdefault("state", {})
     found: principal_cache.Generations | None = state.get(_STATE_GENERATIONS)
     return found
+
+
+def generations_by_key(
+    request: Request, user_id: uuid.UUID, tenant_id: uuid.UUID | None
+) -> dict[str, bytes]:
+    """The credential generations this call's admission read, by their keys (empty if
+    it read none: no tenant, no kept check, Redis trouble)."""
+    read = generations_read(request)
+    if read is None or tenant_id is None or None in read:
+        return {}
+    user, tenant = read
+    assert user is not None
+    assert tenant is not None
+    return {
+        principal_cache.user_generation_key(user_id): user,
+        principal_cache.tenant_generation_key(tenant_id): tenant,
+    }

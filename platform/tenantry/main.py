@@ -25,7 +25,6 @@ with startup_imports():
     from tenantry.kit.http import API_PREFIX
     from tenantry.middleware import HttpShellMiddleware
     from tenantry.observability import http as http_metrics
-    from tenantry.observability.metrics import CREDENTIAL_CHANGES_HEARD
     from tenantry.observability.multiprocess import mark_process_dead
     from tenantry.observability.sentry import init_sentry
     from tenantry.redis_client import create_redis
@@ -99,11 +98,11 @@ def create_app(
         await app.state.db.detect_citus()
         pool_gauges = asyncio.create_task(http_metrics.watch_pool(app.state.db))
         listener = None
-        if app.state.db.commits and not app.state.db.citus:
+        if app.state.db.commits:
+            # On Citus it finds no triggers and says so (the gauge at 0); it looks again
+            # now and then, so a database that was down at startup is heard once up.
             changes = CredentialChanges(app.state.db, app.state.redis)
             listener = asyncio.create_task(changes.run())
-        else:
-            CREDENTIAL_CHANGES_HEARD.set(0)  # nothing to hear (Citus): said, not absent
         if settings.environment is Environment.PRODUCTION:
             # Not for test apps, built by the hundred in one process.
             serving()

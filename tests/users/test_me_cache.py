@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from arq.connections import ArqRedis
 
+from tenantry import cache
 from tenantry.config import Settings
 from tenantry.db import Database
 from tenantry.models import Role, Tenant, User
@@ -142,3 +143,26 @@ async def test_generations_lost_with_redis_data_never_match_again(
     await redis.flushdb()  # a bump lost with everything else Redis held
     await mark_redis_index_async(redis)
     assert (await _me(client, owner))["full_name"] == hidden
+
+
+async def test_a_one_tenant_user_is_answered_on_the_admission_calls_read(
+    client: httpx.AsyncClient, db: Database, owner: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admission call read the user's and the token's tenant's generations, all a
+    one-tenant body depends on: no Redis call of its own, and a change still shows."""
+    calls: list[list[str]] = []
+    read_generations = cache.read_generations
+
+    async def counted(redis: ArqRedis, keys: list[str]) -> tuple[bytes, ...] | None:
+        calls.append(list(keys))
+        return await read_generations(redis, keys)
+
+    monkeypatch.setattr(cache, "read_generations", counted)
+    for _ in range(4):
+        await _me(client, owner)
+    kept = bodies.get(owner.user.id)
+    assert kept is not None and kept.generations is not None
+    assert calls == []
+    changed = await client.patch(ME, json={"full_name": "Still Seen"}, headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    assert (await _me(client, owner))["full_name"] == "Still Seen"

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
+from tenantry import admission
 from tenantry.deps import SessionDep, SettingsDep, UnitOfWorkRoute, redis_of
 from tenantry.errors import Conflict
 from tenantry.kit.http import location
@@ -61,7 +62,8 @@ async def get_me(principal: CurrentUser, session: SessionDep, request: Request) 
         return me.model_dump_json().encode(), tuple(m.tenant_id for m in me.memberships)
 
     assert principal.user_id is not None  # no API keys here
-    return json_bytes(await me_cache.read(redis_of(request), principal.user_id, load))
+    known = admission.generations_by_key(request, principal.user_id, principal.tenant_id)
+    return json_bytes(await me_cache.read(redis_of(request), principal.user_id, load, known))
 
 
 @router.patch("/me", response_model=UserMe)

@@ -10,8 +10,9 @@ answered again while those generations are the ones read *before* the read that
 produced it: one Redis round trip (one script call) instead of four to PostgreSQL.
 
 The first read of a user, or one whose tenant list differs from the kept one, is kept
-unconfirmed: the generations of its tenants could not be read before it; the next call
-reads them, then PostgreSQL again, and keeps that answer under them. Same trade as the
+unconfirmed, unless the request had read all its generations before it (the admission
+call reads the user's and the token's tenant's: enough for a user of one tenant); the
+next call reads them, then PostgreSQL again, and keeps that answer under them. Same trade as the
 credential check: a write that bypasses the API's unit of work (SQL by hand, a script)
 shows as soon as PostgreSQL's announcement of it is heard, or within `TTL_SECONDS`
 where nothing is heard (Citus); without Redis every call reads PostgreSQL.
@@ -20,7 +21,7 @@ where nothing is heard (Citus); without Redis every call reads PostgreSQL.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -53,17 +54,34 @@ def _keys(user_id: uuid.UUID, tenants: tuple[uuid.UUID, ...]) -> list[str]:
     return [user_generation_key(user_id), *map(tenant_generation_key, tenants)]
 
 
-async def read(redis: Redis, user_id: uuid.UUID, load: Load) -> bytes:
-    """The body for `user_id`: kept, while its generations hold, or `load()`ed."""
+def _known(keys: list[str], known: Mapping[str, bytes]) -> tuple[bytes, ...] | None:
+    if not all(key in known for key in keys):
+        return None
+    return tuple(known[key] for key in keys)
+
+
+async def read(
+    redis: Redis, user_id: uuid.UUID, load: Load, known: Mapping[str, bytes] | None = None
+) -> bytes:
+    """The body for `user_id`: kept, while its generations hold, or `load()`ed.
+
+    `known`: generations this request read already, by key, before calling here (its
+    admission call reads the user's and the token's tenant's): for a user of that one
+    tenant they are all the body depends on, and no second Redis call is made."""
+    known = known or {}
     epoch = hearing_epoch()
     kept = bodies.get(user_id)
     generations = None
     if kept is not None:
-        generations = await cache.read_generations(redis, _keys(user_id, kept.tenants))
+        keys = _keys(user_id, kept.tenants)
+        generations = _known(keys, known)
+        if generations is None:
+            generations = await cache.read_generations(redis, keys)
         if generations is not None and generations == kept.generations:
             return kept.body
     body, tenants = await load()
     # Trusted only under generations read before `load()`, of exactly these tenants.
-    confirmed = generations if kept is not None and tenants == kept.tenants else None
-    bodies.put(user_id, Body(body, tenants, confirmed), epoch)
+    if kept is None or tenants != kept.tenants:
+        generations = _known(_keys(user_id, tenants), known)
+    bodies.put(user_id, Body(body, tenants, generations), epoch)
     return body
