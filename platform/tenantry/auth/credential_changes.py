@@ -12,11 +12,12 @@ Redis takes it.
 
 A process trusts its hearing only while it can prove it: every `PING_SECONDS` it
 announces a ping of its own through the pool (through any PgBouncer in between, which
-carries no notifications) and must hear it on the listening connection within
-`PING_TIMEOUT_SECONDS`. While it hears, kept answers stand for
-`principal_cache.HEARD_TTL_SECONDS`; from the moment it does not (the connection lost,
-PostgreSQL hung, no triggers as on Citus) for `principal_cache.TTL_SECONDS`, and an
-answer checked before then stays on that shorter time once it hears again.
+carries no notifications; sending may take up to `PING_SEND_SECONDS`) and must hear it
+on the listening connection within `PING_TIMEOUT_SECONDS` of sending it. While it
+hears, kept answers stand for `principal_cache.HEARD_TTL_SECONDS`; from the moment it
+does not (the connection lost, PostgreSQL hung, no triggers as on Citus) for
+`principal_cache.TTL_SECONDS`, and an answer checked before then stays on that shorter
+time once it hears again.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tenantry.observability.metrics import CREDENTIAL_CHANGES_HEARD
 CHANNEL = "tenantry_credentials"
 PING_SECONDS = 5.0
 PING_TIMEOUT_SECONDS = 2.0
+PING_SEND_SECONDS = 10.0
 RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 60.0
 BUMP_BATCH = 500  # keys per script call: a bulk UPDATE announces one per row
@@ -119,8 +121,11 @@ class CredentialChanges:
         payload = f"ping:{uuid.uuid4().hex}"
         heard = self._pings[payload] = asyncio.get_running_loop().create_future()
         try:
-            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+            # Sending waits for a pooled connection, which a busy process may take a
+            # while to give (not deafness); what is timed closely is hearing it back.
+            async with asyncio.timeout(PING_SEND_SECONDS):
                 await self._ping(payload)
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
                 await heard
             return True
         except TimeoutError:
