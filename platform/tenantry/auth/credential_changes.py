@@ -157,7 +157,12 @@ class CredentialChanges:
             self._wake.clear()
             while self._pending:
                 keys = [self._pending.pop() for _ in range(min(BUMP_BATCH, len(self._pending)))]
-                if not await cache.invalidate(self._redis, set(), keys):
+                try:
+                    bumped = await cache.invalidate(self._redis, set(), keys)
+                except Exception:  # never lose a bump to a surprise: log, keep, retry
+                    logger.exception("bumping credential generations failed; retrying")
+                    bumped = False
+                if not bumped:
                     self._pending.update(keys)
                     await asyncio.sleep(RETRY_SECONDS)
 
