@@ -25,6 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
+from tenantry import embedded
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # bench/run.py, beside this file
@@ -33,11 +37,11 @@ VARIANTS = {"as Python ships": "1", "tenantry": "0"}
 
 
 def measure(
-    variant: str, args: argparse.Namespace, database: str, log_dir: Path
+    variant: str, redis_url: str, args: argparse.Namespace, database: str, log_dir: Path
 ) -> dict[str, float]:
     rows = bench.targets(bench.ROOT / "bench" / f".targets-{database}.txt")
     stats = log_dir / f"stats-{variant}.json"
-    env = bench.base_env(database, f"redis://127.0.0.1:{args.redis_port}/0")
+    env = bench.base_env(database, redis_url)
     env["PYTHONPATH"] = f"{bench.ROOT / 'bench' / 'collector_site'}:{env['PYTHONPATH']}"
     env["COLLECTOR_STATS"] = str(stats)
     env["COLLECTOR_AS_SHIPPED"] = VARIANTS[variant]
@@ -97,38 +101,31 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cursor-sample", type=int, default=500)
-    parser.add_argument("--redis-port", type=int, default=6392)
     args = parser.parse_args()
     database = f"{args.db_prefix}_{args.tenants}"
     log_dir = Path(tempfile.mkdtemp(prefix="tenantry-collector-"))
-    valkey = subprocess.Popen(
-        ["redis-server", "--port", str(args.redis_port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(50):
-            ping = ["redis-cli", "-p", str(args.redis_port), "ping"]
-            if subprocess.run(ping, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-        for _ in range(args.rounds):
-            for variant in VARIANTS:
-                subprocess.run(
-                    ["redis-cli", "-p", str(args.redis_port), "flushall"],
-                    check=True,
-                    capture_output=True,
-                )
-                results[variant].append(measure(variant, args, database, log_dir))
-                r = results[variant][-1]
-                print(
-                    f"  {variant:>16}: {r['requests']:.0f} requests, CPU {r['cpu_ms']:.3f} ms/req, "
-                    f"collections {r['gen0']:.0f}/{r['gen1']:.0f}/{r['gen2']:.0f}, "
-                    f"{r['gc_ms_per_1000']:.1f} ms per 1,000 requests, longest {r['longest_ms']:.1f} ms",
-                    flush=True,
-                )
-    finally:
-        valkey.terminate()
+    with tempfile.TemporaryDirectory() as tmp:
+        # The run's own throwaway Valkey, as bench/run.py starts it.
+        valkey = embedded.start_valkey(Path(tmp) / "valkey", persist=False)
+        url = f"{valkey.connection_url}/0"
+        try:
+            results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+            for _ in range(args.rounds):
+                for variant in VARIANTS:
+                    with redis.Redis.from_url(url) as client:
+                        client.flushall()
+                    results[variant].append(measure(variant, url, args, database, log_dir))
+                    r = results[variant][-1]
+                    print(
+                        f"  {variant:>16}: {r['requests']:.0f} requests, "
+                        f"CPU {r['cpu_ms']:.3f} ms/req, "
+                        f"collections {r['gen0']:.0f}/{r['gen1']:.0f}/{r['gen2']:.0f}, "
+                        f"{r['gc_ms_per_1000']:.1f} ms per 1,000 requests, "
+                        f"longest {r['longest_ms']:.1f} ms",
+                        flush=True,
+                    )
+        finally:
+            valkey.stop()
     print(
         f"\n{args.tenants} tenants, first page and page 2 mixed, wrk -c32 -d{args.duration}s, "
         f"medians of {args.rounds} rounds"

@@ -50,6 +50,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+from seed import owner_url  # bench/seed.py, beside this file
 
 from tenantry import embedded
 from tenantry.cli import run_migrations
@@ -481,8 +482,7 @@ def run_one(
         )
     else:
         # A reused database is brought to this code's schema first, as a deploy would.
-        owner = f"postgresql+asyncpg://{embedded.OWNER_ROLE}@127.0.0.1:5432/{database}"
-        run_migrations(owner, embedded.APP_ROLE)
+        run_migrations(owner_url(f"{ADMIN_DSN}/postgres", database), embedded.APP_ROLE)
     rows = targets(out)
     asyncio.run(clear_writes(database))
     env = base_env(database, redis_url, None if args.no_bytecode_cache else log_dir / "pycache")

@@ -102,11 +102,11 @@ def generations_by_key(
     """The credential generations this call's admission read, by their keys (empty if
     it read none: no tenant, no kept check, Redis trouble)."""
     read = generations_read(request)
-    if read is None or tenant_id is None or None in read:
+    if read is None or tenant_id is None:
         return {}
     user, tenant = read
-    assert user is not None
-    assert tenant is not None
+    if user is None or tenant is None:
+        return {}
     return {
         principal_cache.user_generation_key(user_id): user,
         principal_cache.tenant_generation_key(tenant_id): tenant,

@@ -101,7 +101,9 @@ def create_app(
         if app.state.db.commits:
             # On Citus it finds no triggers and says so (the gauge at 0); it looks again
             # now and then, so a database that was down at startup is heard once up.
-            changes = CredentialChanges(app.state.db, app.state.redis)
+            changes = app.state.credential_changes = CredentialChanges(
+                app.state.db, app.state.redis
+            )
             listener = asyncio.create_task(changes.run())
         if settings.environment is Environment.PRODUCTION:
             # Not for test apps, built by the hundred in one process.

@@ -54,6 +54,15 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float
         await asyncio.sleep(0.02)
 
 
+def _said_deaf(changes: CredentialChanges, why: str) -> Callable[[], Awaitable[bool]]:
+    """The listener has tried, and found itself not hearing for that reason."""
+
+    async def said() -> bool:
+        return why in (changes.deaf_because or "")
+
+    return said
+
+
 async def _hearing() -> bool:
     return principal_cache.hearing_epoch() is not None
 
@@ -153,8 +162,9 @@ async def test_without_the_triggers_it_is_deaf(
     """As on Citus, or a database not yet migrated."""
     await _by_hand(owner_engine, "ALTER TABLE tenants DISABLE TRIGGER credentials_changed")
     try:
-        task = asyncio.create_task(CredentialChanges(db, redis).run())
-        await asyncio.sleep(0.5)
+        changes = CredentialChanges(db, redis)
+        task = asyncio.create_task(changes.run())
+        await _until(_said_deaf(changes, "no credentials_changed triggers"), "the check ran")
         assert await _deaf()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -244,6 +254,8 @@ async def test_where_nothing_can_be_heard_kept_answers_keep_the_short_time(
     keep the short time, and calls are served."""
     for _ in range(3):
         assert (await client.get(TENANT_ROUTE, headers=owner.headers)).status_code == 200
-    await asyncio.sleep(credential_changes.PING_TIMEOUT_SECONDS + 0.5)
+    why = "no credentials_changed triggers" if CITUS else "a ping was not heard back"
+    changes = app.state.credential_changes
+    await _until(_said_deaf(changes, why), "the app's listener tried", seconds=10.0)
     assert await _deaf()
     assert (await client.get(TENANT_ROUTE, headers=owner.headers)).status_code == 200

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from tenantry import cache
 from tenantry.auth import principal_cache
+from tenantry.citus import CREDENTIAL_TRIGGER_TABLES
 from tenantry.db import Database
 from tenantry.observability.metrics import CREDENTIAL_CHANGES_HEARD
 
@@ -47,11 +48,12 @@ _KEYS: dict[str, Callable[[uuid.UUID], str]] = {
     "u": principal_cache.user_generation_key,
     "t": principal_cache.tenant_generation_key,
 }
+# Whether every table of migration 0012 announces (enabled, not dropped as on Citus).
 _TRIGGERS = """
-    SELECT count(*) FROM pg_trigger
+    SELECT count(*) = cardinality($1::text[]) FROM pg_trigger
      WHERE tgname = 'credentials_changed' AND tgenabled <> 'D' AND NOT tgisinternal
+       AND tgrelid::regclass::text = ANY($1::text[])
 """
-_TABLES = 4
 _NOTIFY = "SELECT pg_notify($1, $2)"
 
 logger = logging.getLogger("tenantry.credentials")
@@ -75,6 +77,8 @@ class CredentialChanges:
         self._wake = asyncio.Event()
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._heard_before: bool | None = None
+        # Why it last found itself not hearing (None until it has tried once).
+        self.deaf_because: str | None = None
 
     async def run(self) -> None:
         bumping = asyncio.create_task(self._bump_forever())
@@ -100,17 +104,17 @@ class CredentialChanges:
         heard = False
         try:
             connection = await self._db.connect()
-            if await connection.fetchval(_TRIGGERS) != _TABLES:
-                self._log_once(False, "no credentials_changed triggers (Citus, or not migrated)")
+            if not await connection.fetchval(_TRIGGERS, list(CREDENTIAL_TRIGGER_TABLES)):
+                self._deaf("no credentials_changed triggers (Citus, or not migrated)")
                 return False
             await connection.add_listener(CHANNEL, self._heard)
             while await self._pinged():
                 heard = True
                 self._set_hearing(True)
                 await asyncio.sleep(PING_SECONDS)
-            self._log_once(False, "a ping was not heard back")
+            self._deaf("a ping was not heard back")
         except Exception as exc:  # the listener outlives any failure
-            self._log_once(False, f"{type(exc).__name__}: {exc}")
+            self._deaf(f"{type(exc).__name__}: {exc}")
         finally:
             self._set_hearing(False)
             if connection is not None:
@@ -171,6 +175,10 @@ class CredentialChanges:
         CREDENTIAL_CHANGES_HEARD.set(1 if heard else 0)
         if heard:
             self._log_once(True, "")
+
+    def _deaf(self, why: str) -> None:
+        self.deaf_because = why
+        self._log_once(False, why)
 
     def _log_once(self, heard: bool, why: str) -> None:
         """One line per change of state, not one per retry; a warning only when a
