@@ -52,6 +52,9 @@ MODULES = {
     "tenantry.models": MODELS,
     "tenantry.kit.repository": DATA,  # the repositories' base: it knows TenantScoped
     "tenantry.db": DATA,
+    "tenantry.raw_pool": DATA,  # the lane's pool of asyncpg connections
+    "tenantry.context_rows": DATA,  # a read and its RLS context in one call
+    "tenantry.citus": DATA,  # distributes the tables by the models' metadata
     "tenantry.cache": DATA,
     "tenantry.usage": DATA,
     "tenantry.notifications": DATA,
@@ -64,6 +67,7 @@ MODULES = {
     "tenantry.admission": EDGE,
     "tenantry.cached_reads": EDGE,
     "tenantry.idempotency": EDGE,
+    "tenantry.input_guard": EDGE,
     "tenantry.middleware": EDGE,
     "tenantry.health": EDGE,
     "tenantry.observability.http": EDGE,

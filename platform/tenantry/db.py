@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
+from tenantry import context_rows
 from tenantry.config import Settings
 from tenantry.raw_pool import RawPool
 
@@ -84,6 +85,9 @@ class _LaneSpec:
     connect: dict[str, Any]
     size: int
     timeout: float
+    # Whether a connection keeps what it prepares (not behind PgBouncer's transaction
+    # pooling), so reads may run as `context_rows` calls.
+    prepares: bool
 
 
 # Both pools replace a connection this old (SQLAlchemy's) or idle this long (the lane's).
@@ -141,7 +145,10 @@ def create_engine(settings: Settings, *, url: str | None = None, **overrides: An
     }
     _, params = engine.dialect.create_connect_args(engine.url)
     _LANE_SPECS[engine.sync_engine] = _LaneSpec(
-        {**params, **lane_connect}, settings.db_read_pool_size, settings.db_pool_timeout
+        {**params, **lane_connect},
+        settings.db_read_pool_size,
+        settings.db_pool_timeout,
+        prepares=settings.db_statement_cache_size > 0,
     )
     return engine
 
@@ -227,6 +234,25 @@ def _begin(
     return opening
 
 
+def _in_context(
+    sql: str, args: Sequence[Any], tenant_id: uuid.UUID | None, user_id: uuid.UUID | None
+) -> _Opening:
+    """The rows of one read under the context: the statement itself is the opening, so
+    a dead pooled connection is replaced as for any other (a read is safe to repeat)."""
+
+    async def opening(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await context_rows.fetch(
+            connection,
+            sql,
+            args,
+            context_rows.context_text(tenant_id),
+            context_rows.context_text(user_id),
+            otherwise=lambda: _begin(tenant_id, user_id)(connection),
+        )
+
+    return opening
+
+
 def _fetchrow(query: str, args: Sequence[Any]) -> _Opening:
     async def opening(connection: asyncpg.Connection) -> Any:
         return await connection.fetchrow(query, *args)
@@ -271,6 +297,26 @@ class RawReads:
     ) -> list[dict[str, Any]]:
         sql, args = compiled(stmt, self.dialect, values)
         return [dict(record.items()) for record in await self.connection.fetch(sql, *args)]
+
+
+class ContextReads:
+    """Reads on a single PostgreSQL: each statement one round trip on a pooled
+    connection, with the RLS context set by the same call (`tenantry.context_rows`).
+    Each runs in its own implicit transaction: under READ COMMITTED a transaction's
+    statements saw a snapshot each anyway."""
+
+    def __init__(self, db: Database, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None):
+        self.db = db
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+
+    async def all(
+        self, stmt: sa.ClauseElement, values: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        sql, args = compiled(stmt, self.db.engine.dialect, values)
+        opening = _in_context(sql, args, self.tenant_id, self.user_id)
+        async with self.db._checked_out(opening) as (_, records):
+            return [dict(record.items()) for record in records]
 
 
 @dataclass(frozen=True)
@@ -344,7 +390,7 @@ class SessionReads:
         return [dict(row) for row in result.mappings().all()]
 
 
-Reads = RawReads | SessionReads
+Reads = RawReads | ContextReads | SessionReads
 
 _DATABASE = "database"
 _READ_ONLY = "read_only"
@@ -574,7 +620,14 @@ class Database:
         simple-protocol message (the ids are UUIDs, rendered as literals), statements run
         straight on asyncpg with SQLAlchemy's compiled SQL, and COMMIT ends it: three
         round trips, on a connection held only for as long as the reads take.
+
+        On a single PostgreSQL whose connections keep what they prepare, each read is
+        one round trip instead (`ContextReads`); on Citus the context must be set inside
+        a transaction block, and behind PgBouncer nothing prepared survives.
         """
+        if not self.citus and self._lane_spec().prepares:
+            yield ContextReads(self, tenant_id, user_id)
+            return
         async with self._checked_out(_begin(tenant_id, user_id)) as (connection, _):
             yield RawReads(connection, self.engine.dialect)
 

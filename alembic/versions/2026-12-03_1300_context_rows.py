@@ -1,0 +1,52 @@
+"""context_rows(): a GET's read as one round trip, its RLS context set by the same call.
+
+A read under row-level security needed three round trips on a pooled connection:
+BEGIN with `set_app_context(...)`, the statement, COMMIT. Here the context and the
+statement travel together: the function sets the context (`SET LOCAL`, which lasts as
+long as the statement's own implicit transaction, so the connection carries nothing
+after it) and runs a statement the connection has prepared, by name, with its
+arguments as text (each cast back to its type inside the prepared statement). Being
+prepared, its plan is cached per connection as asyncpg's own statements are; a
+statement run by `EXECUTE` of its text would be planned on every call.
+
+The function is not SECURITY DEFINER: it runs as its caller, under RLS, and can do
+nothing the caller could not (`tenantry.db.ContextReads` is its one user). Not used on
+a Citus coordinator (`SET LOCAL` reaches the workers only from inside a transaction
+block) nor behind PgBouncer's transaction pooling (a session's prepared statements do
+not survive it): there reads keep their transaction.
+
+Revision ID: 0013_context_rows
+Revises: 0012_credential_changes
+Create Date: 2026-12-03 13:00:00.000000+00:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0013_context_rows"
+down_revision: str | None = "0012_credential_changes"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE FUNCTION context_rows(
+            p_tenant_id text, p_user_id text, p_statement text, p_args text[]
+        )
+        RETURNS SETOF record
+        LANGUAGE plpgsql
+        AS $$
+        BEGIN
+            PERFORM set_app_context(p_tenant_id, p_user_id, '', '', '');
+            RETURN QUERY EXECUTE format('EXECUTE %I(%L)', p_statement, p_args);
+        END
+        $$
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION context_rows(text, text, text, text[])")

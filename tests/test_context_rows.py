@@ -1,0 +1,221 @@
+"""`context_rows()`: a GET's read and its RLS context in one round trip (single
+PostgreSQL). Committed rows and the real lane, as in production."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+
+from tenantry import context_rows
+from tenantry.config import Settings
+from tenantry.db import ContextReads, Database, RawReads
+from tenantry.models import Project, Task
+from tests.fixtures.factories import make_tenant
+
+pytestmark = pytest.mark.committed
+
+
+@pytest.fixture
+async def lane(settings: Settings) -> AsyncIterator[Database]:
+    """A database of its own with a one-connection lane, so every read meets the same
+    connection (and what it prepared), as the single PostgreSQL it is."""
+    db = Database.from_settings(settings.model_copy(update={"db_read_pool_size": 1}))
+    assert await db.detect_citus() is False
+    yield db
+    await db.dispose()
+
+
+async def _tasks(db: Database, tenant_id: uuid.UUID, titles: list[str]) -> uuid.UUID:
+    async with db.session_scope(tenant_id) as session:
+        project = Project(tenant_id=tenant_id, name="Lane")
+        session.add(project)
+        await session.flush()
+        for title in titles:
+            session.add(Task(tenant_id=tenant_id, project_id=project.id, title=title))
+    return project.id
+
+
+def _titles(project_id: uuid.UUID | None = None) -> sa.Select[tuple[str]]:
+    """No tenant filter at all: only RLS keeps a read to its tenant."""
+    stmt = sa.select(col(Task.title)).order_by(col(Task.title))
+    if project_id is not None:
+        stmt = stmt.where(col(Task.project_id) == project_id)
+    return stmt
+
+
+async def _setting(db: Database, name: str) -> str | None:
+    """What the lane's pooled connection holds for `name` between requests."""
+    connection = await db.lane.acquire()
+    try:
+        value: str | None = await connection.fetchval("SELECT current_setting($1, true)", name)
+        return value
+    finally:
+        db.lane.release(connection)
+
+
+async def test_a_read_is_one_call_and_rls_keeps_it_to_its_tenant(lane: Database) -> None:
+    mine, theirs = await make_tenant(lane), await make_tenant(lane)
+    project = await _tasks(lane, mine.id, ["a", "b"])
+    await _tasks(lane, theirs.id, ["secret"])
+    async with lane.reads(mine.id, None) as reads:
+        assert isinstance(reads, ContextReads)
+        assert await reads.all(_titles()) == [{"title": "a"}, {"title": "b"}]
+        assert await reads.all(_titles(project)) == [{"title": "a"}, {"title": "b"}]
+    async with lane.reads(theirs.id, None) as reads:
+        assert await reads.all(_titles()) == [{"title": "secret"}]
+        assert await reads.all(_titles(project)) == []
+    async with lane.reads(None, None) as reads:
+        assert await reads.all(_titles()) == []
+    assert lane.lane.in_use == 0
+
+
+async def test_the_pooled_connection_carries_no_tenant_after_a_read(lane: Database) -> None:
+    tenant = await make_tenant(lane)
+    await _tasks(lane, tenant.id, ["a"])
+    async with lane.reads(tenant.id, uuid.uuid4()) as reads:
+        assert await reads.all(_titles()) == [{"title": "a"}]
+    assert await _setting(lane, "app.tenant_id") in (None, "")
+    assert await _setting(lane, "app.user_id") in (None, "")
+    connection = await lane.lane.acquire()
+    try:
+        assert not connection.is_in_transaction()
+        # Nor does a statement run on it afterwards see the tenant's rows.
+        assert await connection.fetch("SELECT title FROM tasks") == []
+    finally:
+        lane.lane.release(connection)
+
+
+async def test_values_of_every_type_survive_the_text_round_trip(lane: Database) -> None:
+    """Arguments travel as text and are cast back inside the prepared statement."""
+    tenant = await make_tenant(lane)
+    odd = 'it\'s "quoted", {odd} NULL \\ back\\slash \\x00 é'
+    project = await _tasks(lane, tenant.id, [odd])
+    async with lane.reads(tenant.id, None) as reads:
+        (row,) = await reads.all(sa.select(Task).where(col(Task.project_id) == project))
+    stmt = sa.select(col(Task.id), col(Task.created_at), col(Task.priority)).where(
+        col(Task.id) == sa.bindparam("id"),
+        col(Task.created_at) == sa.bindparam("at"),
+        col(Task.priority) == sa.bindparam("priority"),
+        col(Task.due_date).is_(None),
+        col(Task.title) == sa.any_(sa.bindparam("titles", type_=postgresql.ARRAY(sa.String))),
+    )
+    values = {"id": row["id"], "at": row["created_at"], "priority": row["priority"]}
+    async with lane.reads(tenant.id, None) as reads:
+        found = await reads.all(stmt, {**values, "titles": [odd]})
+        assert found == [
+            {"id": row["id"], "created_at": row["created_at"], "priority": row["priority"]}
+        ]
+        assert await reads.all(stmt, {**values, "titles": [odd[:-1], None, "NULL"]}) == []
+
+
+async def test_a_connection_that_lost_its_prepared_statements_prepares_again(
+    lane: Database,
+) -> None:
+    """Its statement is gone (deallocated by hand): the call fails once, quietly, and is
+    repeated after preparing it again."""
+    tenant = await make_tenant(lane)
+    await _tasks(lane, tenant.id, ["a"])
+    async with lane.reads(tenant.id, None) as reads:
+        assert await reads.all(_titles()) == [{"title": "a"}]
+    connection = await lane.lane.acquire()
+    try:
+        names = await connection.fetch(
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'tenantry_read_%'"
+        )
+        assert names
+        for (name,) in names:
+            await connection.execute(f"DEALLOCATE {name}")
+    finally:
+        lane.lane.release(connection)
+    async with lane.reads(tenant.id, None) as reads:
+        assert await reads.all(_titles()) == [{"title": "a"}]
+
+
+@pytest.fixture
+async def probe(owner_engine: AsyncEngine) -> AsyncIterator[str]:
+    """A table of the test's own, whose column type it changes under a prepared read."""
+    name = f"context_probe_{uuid.uuid4().hex[:8]}"
+    async with owner_engine.begin() as conn:
+        await conn.execute(sa.text(f"CREATE TABLE {name} (n integer)"))
+        await conn.execute(sa.text(f"INSERT INTO {name} VALUES (1)"))
+        await conn.execute(sa.text(f"GRANT SELECT ON {name} TO tenantry_app"))
+    yield name
+    async with owner_engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP TABLE {name}"))
+
+
+async def test_a_schema_change_under_a_prepared_read_is_learned_again(
+    lane: Database, owner_engine: AsyncEngine, probe: str
+) -> None:
+    stmt = (
+        sa.select(sa.column("n"))
+        .select_from(sa.table(probe))
+        .where(sa.column("n") >= sa.bindparam("least", type_=sa.Integer))
+    )
+    async with lane.reads(None, None) as reads:
+        assert await reads.all(stmt, {"least": 0}) == [{"n": 1}]
+    async with owner_engine.begin() as conn:
+        await conn.execute(sa.text(f"ALTER TABLE {probe} ALTER n TYPE text"))
+        await conn.execute(sa.text(f"UPDATE {probe} SET n = 'one'"))
+    text_stmt = sa.select(sa.column("n")).select_from(sa.table(probe))
+    async with lane.reads(None, None) as reads:
+        assert await reads.all(text_stmt) == [{"n": "one"}]
+    async with owner_engine.begin() as conn:
+        await conn.execute(sa.text(f"ALTER TABLE {probe} ALTER n TYPE bigint USING 2"))
+    async with lane.reads(None, None) as reads:
+        assert await reads.all(text_stmt) == [{"n": 2}]
+
+
+async def test_a_statement_with_a_literal_reads_in_a_transaction_of_its_own(
+    lane: Database,
+) -> None:
+    """Its text could hold something that looks like a parameter: not rewritten."""
+    tenant = await make_tenant(lane)
+    await _tasks(lane, tenant.id, ["a", "$1 isn't a parameter"])
+    stmt = sa.select(col(Task.title)).where(col(Task.title) != sa.literal_column("'$2'"))
+    sql = str(stmt.compile(dialect=lane.engine.dialect))
+    connection = await lane.lane.acquire()
+    try:
+        assert await context_rows.learn(connection, sql) is None
+    finally:
+        lane.lane.release(connection)
+    async with lane.reads(tenant.id, None) as reads:
+        titles = sorted(row["title"] for row in await reads.all(stmt))
+    assert titles == ["$1 isn't a parameter", "a"]
+    assert await _setting(lane, "app.tenant_id") in (None, "")
+    assert lane.lane.in_use == 0
+
+
+async def test_an_error_in_a_read_leaves_the_connection_usable(lane: Database) -> None:
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async with lane.reads(None, None) as reads:
+            await reads.all(sa.select((sa.literal(1) / sa.literal(0)).label("boom")))
+    async with lane.reads(None, None) as reads:
+        assert await reads.all(sa.select(sa.literal(1).label("ok"))) == [{"ok": 1}]
+    assert lane.lane.in_use == 0
+
+
+async def test_behind_pgbouncer_and_on_citus_reads_keep_their_transaction(
+    settings: Settings,
+) -> None:
+    """Nothing prepared survives transaction pooling; Citus forwards a context only
+    from inside a transaction block."""
+    pooled = Database.from_settings(settings.model_copy(update={"db_statement_cache_size": 0}))
+    cluster = Database.from_settings(settings)
+    try:
+        await pooled.detect_citus()
+        cluster.citus = True
+        for db in (pooled, cluster):
+            async with db.reads(None, None) as reads:
+                assert isinstance(reads, RawReads)
+                assert await reads.all(sa.select(sa.literal(1).label("n"))) == [{"n": 1}]
+    finally:
+        await pooled.dispose()
+        await cluster.dispose()
