@@ -115,11 +115,11 @@ async def test_values_of_every_type_survive_the_text_round_trip(lane: Database) 
         assert await reads.all(stmt, {**values, "titles": [odd[:-1], None, "NULL"]}) == []
 
 
-async def test_a_connection_that_lost_its_prepared_statements_prepares_again(
+async def test_a_connection_without_the_statement_prepares_it_in_the_same_call(
     lane: Database,
 ) -> None:
-    """Its statement is gone (deallocated by hand): the call fails once, quietly, and is
-    repeated after preparing it again."""
+    """As a server connection a pooler hands over, or one whose statement was
+    deallocated: `context_rows()` prepares it there itself, in the same round trip."""
     tenant = await make_tenant(lane)
     await _tasks(lane, tenant.id, ["a"])
     async with lane.reads(tenant.id, None) as reads:
@@ -136,6 +136,14 @@ async def test_a_connection_that_lost_its_prepared_statements_prepares_again(
         lane.lane.release(connection)
     async with lane.reads(tenant.id, None) as reads:
         assert await reads.all(_titles()) == [{"title": "a"}]
+    connection = await lane.lane.acquire()
+    try:
+        again = await connection.fetch(
+            "SELECT name FROM pg_prepared_statements WHERE name LIKE 'tenantry_read_%'"
+        )
+        assert again == names
+    finally:
+        lane.lane.release(connection)
 
 
 @pytest.fixture

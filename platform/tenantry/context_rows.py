@@ -6,20 +6,23 @@ BEGIN with the context, the statement, COMMIT. Each costs the API process about 
 of CPU (asyncpg, the event loop), a fifth of an uncached page. Here the statement runs
 alone, in its own implicit transaction, as the call
 
-    SELECT * FROM context_rows($1, $2, '<name>', ARRAY[<args as text>]) AS r(<columns>)
+    SELECT * FROM context_rows($1, $2, '<name>', '<statement>', ARRAY[<args as text>])
+    AS r(<columns>)
 
-which sets the context and executes `<name>`, a statement this connection prepared
-once: the original SQL with each `$n` read back from the text array and cast to the
-type PostgreSQL gave it. Prepared, its plan is cached per connection like asyncpg's own
-statements (an `EXECUTE` of text would plan it on every call). `bench/context_rows.py`
-measures the three ways.
+which sets the context and executes `<name>`, a statement prepared on the server
+connection (by the function itself, the first time it meets it there): the original
+SQL with each `$n` read back from the text array and cast to the type PostgreSQL gave
+it. Prepared, its plan is cached per connection like asyncpg's own statements (an
+`EXECUTE` of text would plan it on every call). `bench/context_rows.py` measures the
+three ways.
 
 What a call needs is learned once per statement shape per process, from PostgreSQL
 itself (`learn`): the parameter and column types of the original statement, as asyncpg
 prepares it. A statement that cannot be rewritten safely (a literal in its text, two
 columns of one name) is read the old way, in a transaction of its own.
 
-Not used on Citus nor behind a transaction-pooling PgBouncer (`Database.reads` decides).
+Not used on Citus, nor where asyncpg keeps no statements (`DB_STATEMENT_CACHE_SIZE=0`,
+for a PgBouncer that cannot keep them): `Database.reads` decides.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,22 +48,17 @@ class ContextCall:
     """One statement shape as a `context_rows()` call."""
 
     name: str  # of the prepared statement, the same on every connection
-    prepare: str  # PREPARE <name>(text[]) AS <the statement reading its text array>
-    call: str  # the call; $1 tenant, $2 user, then the statement's own arguments
+    call: str  # $1 tenant, $2 user, then the statement's own arguments
 
 
 _CALLS: dict[str, ContextCall | None] = {}
 _CALLS_MAX = 512
-# The names each connection has prepared; a connection's entry goes with it.
-_PREPARED: weakref.WeakKeyDictionary[asyncpg.Connection, set[str]] = weakref.WeakKeyDictionary()
-# What a call whose prepared statement no longer matches raises: it is gone ("EXECUTE
-# query does not return tuples", as PL/pgSQL words it), or the schema changed under it
-# (a migration while serving). A real error of these kinds is raised again on the one
-# repeat, and then passed on.
+# What a call raises when the statement a connection prepared no longer matches the
+# schema (a migration while serving): learned and prepared again, once. A real error
+# of these kinds is raised again on the repeat, and then passed on.
 _STALE = (
-    asyncpg.PostgresSyntaxError,
     asyncpg.FeatureNotSupportedError,  # "cached plan must not change result type"
-    asyncpg.DatatypeMismatchError,  # the columns no longer match the call's list
+    asyncpg.DatatypeMismatchError,  # its columns are no longer the call's list
 )
 
 
@@ -73,7 +70,7 @@ async def learn(connection: asyncpg.Connection, sql: str) -> ContextCall | None:
     """The call for `sql`, or None when it must be read in a transaction instead."""
     if _UNSAFE.search(sql):
         return None
-    statement = await connection.prepare(sql)
+    statement = await connection.prepare(sql)  # to read its types
     params = statement.get_parameters()
     columns = statement.get_attributes()
     names = [column.name for column in columns]
@@ -90,43 +87,35 @@ async def learn(connection: asyncpg.Connection, sql: str) -> ContextCall | None:
         n = int(found[1])
         return f"CAST($1[{n}] AS {typed[params[n - 1].oid]})"
 
+    # The name is made from the SQL: the same on every connection and every process,
+    # so a connection that prepared it for anyone holds the right statement.
     name = "tenantry_read_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+    prepared = _PARAM.sub(read_back, sql)  # no quote in it: `_UNSAFE` let none through
     args = ", ".join(
         f"CAST(CAST(${n + 3} AS {typed[t.oid]}) AS text)" for n, t in enumerate(params)
     )
     listed = ", ".join(f"{_quoted(c.name)} {typed[c.type.oid]}" for c in columns)
     return ContextCall(
         name=name,
-        prepare=f"PREPARE {name}(text[]) AS {_PARAM.sub(read_back, sql)}",
         call=(
-            f"SELECT * FROM context_rows($1, $2, '{name}', ARRAY[{args}]::text[]) AS r({listed})"
+            f"SELECT * FROM context_rows($1, $2, '{name}', '{prepared}',"
+            f" ARRAY[{args}]::text[]) AS r({listed})"
         ),
     )
 
 
-async def _ready(connection: asyncpg.Connection, sql: str) -> ContextCall | None:
-    """The call for `sql`, its statement prepared on `connection`."""
+async def _call(connection: asyncpg.Connection, sql: str) -> ContextCall | None:
     if sql not in _CALLS:
         if len(_CALLS) >= _CALLS_MAX:
-            _CALLS.clear()  # the names stay valid: they are made from the SQL
+            _CALLS.clear()
         _CALLS[sql] = await learn(connection, sql)
-    call = _CALLS[sql]
-    if call is None:
-        return None
-    prepared = _PREPARED.setdefault(connection, set())
-    if call.name not in prepared:
-        await connection.execute(call.prepare)
-        prepared.add(call.name)
-    return call
+    return _CALLS[sql]
 
 
-async def _forget(connection: asyncpg.Connection, sql: str) -> None:
-    """Learn `sql` again and prepare it anew on `connection`."""
-    call = _CALLS.pop(sql, None)
-    if call is None:
-        return
-    _PREPARED.get(connection, set()).discard(call.name)
-    with contextlib.suppress(asyncpg.InvalidSQLStatementNameError):  # already gone
+async def _forget(connection: asyncpg.Connection, call: ContextCall, sql: str) -> None:
+    """Learn `sql` again; the next call prepares it anew on this connection."""
+    _CALLS.pop(sql, None)
+    with contextlib.suppress(asyncpg.InvalidSQLStatementNameError):  # not prepared here
         await connection.execute(f"DEALLOCATE {call.name}")
 
 
@@ -148,7 +137,7 @@ async def fetch(
     `otherwise()` begins a transaction under the context first (the caller ends it)."""
     rows: list[asyncpg.Record]
     for attempt in (1, 2):
-        call = await _ready(connection, sql)
+        call = await _call(connection, sql)
         if call is None:
             await otherwise()
             rows = await connection.fetch(sql, *args)
@@ -159,5 +148,5 @@ async def fetch(
         except _STALE:
             if attempt == 2:
                 raise
-            await _forget(connection, sql)
+            await _forget(connection, call, sql)
     raise AssertionError("unreachable: the second attempt returns or raises")
