@@ -201,6 +201,22 @@ async def test_a_statement_with_a_literal_reads_in_a_transaction_of_its_own(
     assert lane.lane.in_use == 0
 
 
+async def test_a_read_cannot_write(lane: Database) -> None:
+    """Read-only, as the `BEGIN READ ONLY` it replaces: a statement that writes fails
+    and writes nothing."""
+    tenant = await make_tenant(lane)
+    insert = (
+        sa.insert(Project)
+        .values(id=sa.bindparam("id"), tenant_id=sa.bindparam("tenant"), name="Sneaky")
+        .returning(col(Project.id))
+    )
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with lane.reads(tenant.id, None) as reads:
+            await reads.all(insert, {"id": uuid.uuid4(), "tenant": tenant.id})
+    async with lane.reads(tenant.id, None) as reads:
+        assert await reads.all(sa.select(col(Project.id))) == []
+
+
 async def test_an_error_in_a_read_leaves_the_connection_usable(lane: Database) -> None:
     with pytest.raises(asyncpg.DivisionByZeroError):
         async with lane.reads(None, None) as reads:

@@ -11,8 +11,9 @@ its text would be planned on every call. The caller sends the statement's text t
 the first call on a server connection prepares it there (whichever one a pooler
 hands over), so the caller keeps no state per connection.
 
-The function is not SECURITY DEFINER: it runs as its caller, under RLS, and can do
-nothing the caller could not (`tenantry.context_rows` is its one user). Not used on a
+The statement runs read-only, as in the `BEGIN READ ONLY` it replaces. The function is
+not SECURITY DEFINER: it runs as its caller, under RLS, and can do nothing the caller
+could not (`tenantry.context_rows` is its one user). Not used on a
 Citus coordinator, where `SET LOCAL` reaches the workers only from inside a transaction
 block: there reads keep their transaction.
 
@@ -42,6 +43,8 @@ def upgrade() -> None:
         AS $$
         BEGIN
             PERFORM set_app_context(p_tenant_id, p_user_id, '', '', '');
+            -- As BEGIN READ ONLY did: a read cannot write, whatever its statement says.
+            PERFORM set_config('transaction_read_only', 'on', true);
             BEGIN
                 RETURN QUERY EXECUTE format('EXECUTE %I(%L)', p_statement, p_args);
             EXCEPTION WHEN syntax_error OR invalid_sql_statement_name THEN

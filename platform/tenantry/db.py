@@ -473,8 +473,8 @@ async def reads_for(session: AsyncSession) -> AsyncIterator[Reads]:
     """Where a repository reads plain rows: the request's open write transaction
     (`writes_for`), or the session's own transaction once it has one, or when the
     request may write (its reads must see its writes, and a second connection per
-    request would halve the pool under write load); else, for a GET, a read-only
-    transaction of its own under the session's RLS context."""
+    request would halve the pool under write load); else, for a GET, reads of its own
+    under the session's RLS context (`Database.reads`)."""
     open_writes: OpenWrites | None = session.info.get(_WRITES)
     if open_writes is not None:
         bind = session.bind
@@ -612,18 +612,17 @@ class Database:
     async def reads(
         self, tenant_id: uuid.UUID | None, user_id: uuid.UUID | None
     ) -> AsyncIterator[Reads]:
-        """A read-only transaction under a tenant's RLS context, for a GET's rows.
+        """Read-only reads under a tenant's RLS context, for a GET's rows, straight on
+        asyncpg with SQLAlchemy's compiled SQL (the ORM session would spend four round
+        trips, a greenlet hop for each, and its row machinery on rows only serialised).
 
-        The ORM session would spend four round trips (BEGIN, the context, the query,
-        COMMIT), a greenlet hop for each, and its execution and row machinery on rows
-        that are only serialised. Here BEGIN and the context travel together as one
-        simple-protocol message (the ids are UUIDs, rendered as literals), statements run
-        straight on asyncpg with SQLAlchemy's compiled SQL, and COMMIT ends it: three
-        round trips, on a connection held only for as long as the reads take.
-
-        On a single PostgreSQL whose connections keep what they prepare, each read is
-        one round trip instead (`ContextReads`); on Citus the context must be set inside
-        a transaction block, and behind PgBouncer nothing prepared survives.
+        On a single PostgreSQL each read is one round trip (`ContextReads`: the context
+        rides in the call). On Citus, whose workers see a context only when it is set
+        inside a transaction block, and where asyncpg keeps no statements
+        (`DB_STATEMENT_CACHE_SIZE=0`), a transaction instead: BEGIN READ ONLY and the
+        context as one simple-protocol message (the ids are UUIDs, rendered as
+        literals), the statements, COMMIT, on a connection held only for as long as the
+        reads take.
         """
         if not self.citus and self._lane_spec().prepares:
             yield ContextReads(self, tenant_id, user_id)
