@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -16,8 +19,10 @@ from sqlmodel import col
 from tenantry import context_rows
 from tenantry.config import Settings
 from tenantry.db import ContextReads, Database, RawReads
+from tenantry.main import create_app
 from tenantry.models import Project, Task
-from tests.fixtures.factories import make_tenant
+from tenantry.tasks.schemas import TaskSort
+from tests.fixtures.factories import Actor, make_tenant
 
 pytestmark = pytest.mark.committed
 
@@ -243,3 +248,83 @@ async def test_behind_pgbouncer_and_on_citus_reads_keep_their_transaction(
     finally:
         await pooled.dispose()
         await cluster.dispose()
+
+
+def _expected(tasks: list[dict[str, Any]], sort: TaskSort, filters: dict[str, str]) -> list[str]:
+    """The list's contract in Python: filtered, by the sort's key then id in its
+    direction, tasks without the key last either way."""
+    rows = [
+        t
+        for t in tasks
+        if all(t[k] == v for k, v in filters.items() if k != "q")
+        if "q" not in filters or filters["q"].lower() in t["title"].lower()
+    ]
+    field, descending = sort.value.lstrip("-"), sort.value.startswith("-")
+
+    def key(task: dict[str, Any]) -> tuple[Any, uuid.UUID]:
+        value = task[field]
+        value = datetime.fromisoformat(value) if field == "created_at" else value
+        return value, uuid.UUID(task["id"])
+
+    valued = sorted((t for t in rows if t[field] is not None), key=key, reverse=descending)
+    undated = sorted(
+        (t for t in rows if t[field] is None), key=lambda t: uuid.UUID(t["id"]), reverse=descending
+    )
+    return [t["id"] for t in valued + undated]
+
+
+async def test_every_list_shape_pages_through_one_call_each(
+    settings: Settings, db: Database, owner: Actor
+) -> None:
+    """Every sort and filter is a statement of its own: each pages through the lane with
+    cursor values of every type (timestamp, date, integer, uuid, text) as text."""
+    app = create_app(settings.model_copy(update={"rate_limit_enabled": False}), db=db)
+    async with app.router.lifespan_context(app):
+        assert app.state.db.citus is False
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await _every_shape(client, owner)
+
+
+async def _every_shape(client: httpx.AsyncClient, owner: Actor) -> None:
+    response = await client.post("/api/v1/projects", json={"name": "Shapes"}, headers=owner.headers)
+    project = response.json()["id"]
+    me = str(owner.user.id)
+    specs: list[dict[str, Any]] = [
+        {"title": "alpha one", "priority": 1, "due_date": "2027-01-03"},
+        {"title": "beta", "priority": 3, "status": "doing"},
+        {"title": "Alpha two", "priority": 3, "due_date": "2027-01-01", "assignee_id": me},
+        {"title": "gamma 100%", "due_date": "2027-01-03", "status": "done", "assignee_id": me},
+        {"title": "delta_x \\ 'quoted'", "priority": 1},
+    ]
+    tasks = []
+    for spec in specs:
+        response = await client.post(
+            f"/api/v1/projects/{project}/tasks", json=spec, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        tasks.append(response.json())
+    shapes: list[dict[str, str]] = [
+        {},
+        {"status": "todo"},
+        {"assignee_id": me},
+        {"q": "alpha"},
+        {"q": "100%"},
+        {"q": "_x \\ 'quoted"},
+        {"status": "todo", "assignee_id": me, "q": "ALPHA"},
+    ]
+    for sort in TaskSort:
+        for filters in shapes:
+            seen: list[str] = []
+            params: dict[str, str | int] = {"limit": 2, "sort": sort.value, **filters}
+            while True:
+                response = await client.get(
+                    f"/api/v1/projects/{project}/tasks", params=params, headers=owner.headers
+                )
+                assert response.status_code == 200, response.text
+                body = response.json()
+                seen += [item["id"] for item in body["items"]]
+                if body["next_cursor"] is None:
+                    break
+                params["cursor"] = body["next_cursor"]
+            assert seen == _expected(tasks, sort, filters), (sort, filters)
