@@ -22,6 +22,14 @@ from tests.fixtures.factories import Actor, make_actor, make_tenant
 pytestmark = pytest.mark.committed
 
 
+@pytest.fixture(params=["transaction", "one call"])
+def either_way(request: pytest.FixtureRequest, db: Database) -> Database:
+    """The test's database reading in a transaction (Citus, PgBouncer) or as one
+    `context_rows()` call (a single PostgreSQL): both ways must keep the same promises."""
+    db.citus = request.param == "transaction"
+    return db
+
+
 async def _project(client: httpx.AsyncClient, actor: Actor, name: str) -> str:
     response = await client.post("/api/v1/projects", json={"name": name}, headers=actor.headers)
     assert response.status_code == 201, response.text
@@ -79,54 +87,58 @@ async def test_another_tenants_ids_answer_404_not_their_rows(
 
 
 async def test_rls_alone_keeps_a_lane_to_its_tenant(
-    client: httpx.AsyncClient, owner: Actor, db: Database, settings: Settings
+    client: httpx.AsyncClient, owner: Actor, either_way: Database
 ) -> None:
     """A statement with no tenant filter at all still sees only the lane's tenant."""
     project = await _project(client, owner, "Scoped")
     await _task(client, owner, project, "one")
     assert owner.tenant is not None
-    stranger = await make_tenant(db)
+    stranger = await make_tenant(either_way)
     everything = sa.select(col(Task.title))
-    async with db.reads(owner.tenant.id, owner.user.id) as reads:
+    async with either_way.reads(owner.tenant.id, owner.user.id) as reads:
         assert [row["title"] for row in await reads.all(everything)] == ["one"]
-    async with db.reads(stranger.id, None) as reads:
+    async with either_way.reads(stranger.id, None) as reads:
         assert await reads.all(everything) == []
-    async with db.reads(None, None) as reads:
+    async with either_way.reads(None, None) as reads:
         assert await reads.all(everything) == []
 
 
-async def test_statements_of_one_shape_bind_their_own_values(db: Database) -> None:
+async def test_statements_of_one_shape_bind_their_own_values(either_way: Database) -> None:
     """The compiled form is cached per shape; each statement's values must still win."""
     first = sa.select(sa.literal(1).label("n")).where(sa.literal("a") == sa.literal("a"))
     second = sa.select(sa.literal(2).label("n")).where(sa.literal("a") == sa.literal("b"))
-    sql_one, args_one = compiled(first, db.engine.dialect)
-    sql_two, args_two = compiled(second, db.engine.dialect)
+    sql_one, args_one = compiled(first, either_way.engine.dialect)
+    sql_two, args_two = compiled(second, either_way.engine.dialect)
     assert sql_one == sql_two
     assert args_one != args_two
-    async with db.reads(None, None) as reads:
+    async with either_way.reads(None, None) as reads:
         assert await reads.all(first) == [{"n": 1}]
         assert await reads.all(second) == []
 
 
-async def test_a_failed_statement_rolls_back_and_the_connection_is_reused(db: Database) -> None:
+async def test_a_failed_statement_rolls_back_and_the_connection_is_reused(
+    either_way: Database,
+) -> None:
     with pytest.raises(asyncpg.DivisionByZeroError):
-        async with db.reads(None, None) as reads:
+        async with either_way.reads(None, None) as reads:
             await reads.all(sa.select((sa.literal(1) / sa.literal(0)).label("boom")))
-    async with db.reads(None, None) as reads:
+    async with either_way.reads(None, None) as reads:
         assert await reads.all(sa.select(sa.literal(1).label("ok"))) == [{"ok": 1}]
-    assert db.lane.in_use == 0
+    assert either_way.lane.in_use == 0
     # The pooled connection is idle, not left inside our BEGIN.
-    connection = await db.lane.acquire()
+    connection = await either_way.lane.acquire()
     try:
         assert not connection.is_in_transaction()
     finally:
-        db.lane.release(connection)
+        either_way.lane.release(connection)
 
 
-async def test_a_dead_pooled_connection_is_replaced(settings: Settings) -> None:
+@pytest.mark.parametrize("citus", [True, False], ids=["transaction", "one call"])
+async def test_a_dead_pooled_connection_is_replaced(settings: Settings, citus: bool) -> None:
     """Its own one-connection pool: the dead connection must not be left in the shared
     engine's pool for the next test to meet."""
     db = Database.from_settings(settings.model_copy(update={"db_read_pool_size": 1}))
+    db.citus = citus
     try:
         async with db.reads(None, None) as reads:
             (row,) = await reads.all(sa.select(sa.func.pg_backend_pid().label("pid")))

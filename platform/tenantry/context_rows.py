@@ -2,9 +2,9 @@
 0013).
 
 `Database.reads` used to spend three round trips per read on a single PostgreSQL:
-BEGIN with the context, the statement, COMMIT. Each costs the API process about 90 µs
-of CPU (asyncpg, the event loop), a fifth of an uncached page. Here the statement runs
-alone, in its own implicit transaction, as the call
+BEGIN with the context, the statement, COMMIT. The two besides the statement cost the
+API process about 120 µs of CPU (asyncpg, the event loop), about a fifth of page 2's.
+Here the statement runs alone, in its own implicit transaction, as the call
 
     SELECT * FROM context_rows($1, $2, '<name>', '<statement>', ARRAY[<args as text>])
     AS r(<columns>)

@@ -85,8 +85,8 @@ class _LaneSpec:
     connect: dict[str, Any]
     size: int
     timeout: float
-    # Whether a connection keeps what it prepares (not behind PgBouncer's transaction
-    # pooling), so reads may run as `context_rows` calls.
+    # Whether asyncpg keeps statements (`DB_STATEMENT_CACHE_SIZE` > 0; 0 is the
+    # setting for a PgBouncer that cannot), so reads may run as `context_rows` calls.
     prepares: bool
 
 
