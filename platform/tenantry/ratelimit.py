@@ -37,6 +37,7 @@ from tenantry.kit.clients import client_ip, ip_key
 from tenantry.kit.openapi import declares
 from tenantry.models import Plan
 from tenantry.observability.metrics import RATE_LIMIT_DECISIONS, series
+from tenantry.redis_client import GuardedRedis
 
 logger = logging.getLogger("tenantry.ratelimit")
 
@@ -183,11 +184,11 @@ class RateLimiter:
         args.extend((len(reads) + len(generations), len(generations), generation_ttl))
         try:
             try:
-                reply = await self._script(keys=keys, args=args)
+                reply = await self._run(keys, args)
             except redis_exc.ConnectionError:
                 # A pooled connection that died with a restarted Redis fails once; a new
                 # one is refused at once if Redis is really down, or works if it is back.
-                reply = await self._script(keys=keys, args=args)
+                reply = await self._run(keys, args)
         except redis_exc.TimeoutError as exc:
             self._skip_until = time.monotonic() + self.settings.rate_limit_backoff_seconds
             raise LimiterUnavailable(type(exc).__name__) from exc
@@ -195,6 +196,22 @@ class RateLimiter:
             raise LimiterUnavailable(type(exc).__name__) from exc
         read = [value or None for value in reply[1 + 2 * len(buckets) :]]
         return (_quota(tuple(buckets), reply) if buckets else None), read
+
+    async def _run(self, keys: list[str], args: list[int]) -> Any:
+        redis = self.redis
+        if not isinstance(redis, GuardedRedis) or redis.multiplexed is None:
+            return await self._script(keys=keys, args=args)  # TLS, a unix socket, fakeredis
+        multiplexed = redis.multiplexed
+        sha = self._script.sha
+
+        async def evalsha() -> Any:
+            try:
+                return await multiplexed.execute("EVALSHA", sha, len(keys), *keys, *args)
+            except redis_exc.NoScriptError:
+                # A restarted or flushed Redis: EVAL loads it again.
+                return await multiplexed.execute("EVAL", _SCRIPT, len(keys), *keys, *args)
+
+        return await redis.breaker.guard(evalsha)
 
     def unavailable(self, rule: str, reason: BaseException, outcome: str) -> None:
         """Log a Redis outage at most once per interval per rule, with how many

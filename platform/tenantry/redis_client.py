@@ -30,6 +30,7 @@ from redis.asyncio.client import Pipeline
 
 from tenantry.config import Settings
 from tenantry.jobs import json_dumps, json_loads
+from tenantry.redis_multiplex import Multiplexed
 
 logger = logging.getLogger("tenantry.redis")
 T = TypeVar("T")
@@ -165,8 +166,9 @@ class QuickConnection(Connection):
       the same question for a connection idle in the pool. (redis-py itself closes a
       connection whose command was cut short, so this is the second line of defence.)
 
-    Together about 70 µs per command (`bench/redis_calls.py`); every request makes
-    at least one (its rate limit).
+    Together about 15–70 µs per command (`bench/redis_calls.py`, two machines). The
+    command every tenant call makes (its admission) goes through `multiplexed`
+    instead, cheaper still.
     """
 
     async def send_packed_command(
@@ -207,11 +209,29 @@ class QuickConnection(Connection):
 
 
 class GuardedRedis(ArqRedis):
-    """ArqRedis whose every command and pipeline passes `breaker`."""
+    """ArqRedis whose every command and pipeline passes `breaker`.
 
-    def __init__(self, pool: ConnectionPool, *, breaker: Breaker, **kwargs: Any) -> None:
+    `multiplexed`, when the URL allows it, carries the one command every tenant call
+    makes (`ratelimit.RateLimiter.exchange`) down a connection shared by all requests;
+    it passes the same breaker.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        breaker: Breaker,
+        multiplexed: Multiplexed | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(pool, **kwargs)
         self.breaker = breaker
+        self.multiplexed = multiplexed
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self.multiplexed is not None:
+            await self.multiplexed.close()
+        await super().aclose(close_connection_pool)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         send = super().execute_command
@@ -246,7 +266,8 @@ def create_redis(
     """
     url = url or settings.redis_url
     # TLS (rediss://) and unix sockets keep redis-py's own classes.
-    quick = {"connection_class": QuickConnection} if url.startswith("redis://") else {}
+    plain_tcp = url.startswith("redis://")
+    quick = {"connection_class": QuickConnection} if plain_tcp else {}
     pool = ConnectionPool.from_url(
         url,
         **quick,
@@ -258,6 +279,7 @@ def create_redis(
     return GuardedRedis(
         pool,
         breaker=breaker or Breaker(),
+        multiplexed=Multiplexed(url, timeout=settings.redis_socket_timeout) if plain_tcp else None,
         job_serializer=json_dumps,
         job_deserializer=json_loads,
         default_queue_name=settings.queue_name,
