@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -251,6 +252,69 @@ class TestDirectAccessLine:
         assert direct["level"] == "warning"
         assert direct["user_id"] == "16fd2706-8baf-433b-82eb-8c7fada847da"  # from the context
         assert direct.get("job_id") == job
+
+
+class TestHeldAccessLines:
+    """Access lines are held back briefly and written together (one write, not one a
+    request), yet reach the stream on their own, in order, and before the process ends."""
+
+    @pytest.fixture(autouse=True)
+    def restore_logging(self) -> Iterator[None]:
+        root = logging.getLogger()
+        saved = (root.handlers[:], root.level)
+        yield
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+    @staticmethod
+    def ours_alone(settings: Settings) -> io.StringIO:
+        """Called in the test's body: pytest adds its capture handler to the root logger
+        when the body starts, and lines are held only where ours is the one handler."""
+        stream = io.StringIO()
+        configure_logging(settings, json=True, stream=stream)
+        assert _sole_json_handler(logging.INFO) is not None
+        return stream
+
+    @staticmethod
+    def access(route: str) -> None:
+        log_request(
+            method="GET",
+            route=route,
+            path=route,
+            status=200,
+            latency_ms=1.0,
+            request_id="r",
+            tenant_id=None,
+            user_id=None,
+        )
+
+    async def test_they_are_written_together_soon_after(self, settings: Settings) -> None:
+        stream = self.ours_alone(settings)
+        for n in range(3):
+            self.access(f"/held/{n}")
+        assert stream.getvalue() == ""  # held, not yet written
+        await asyncio.sleep(0.2)
+        assert [line["route"] for line in lines(stream)] == ["/held/0", "/held/1", "/held/2"]
+
+    async def test_another_record_writes_them_first(self, settings: Settings) -> None:
+        stream = self.ours_alone(settings)
+        self.access("/before")
+        careless.warning("after the access line")
+        assert [line.get("route", line["message"]) for line in lines(stream)] == [
+            "/before",
+            "after the access line",
+        ]
+
+    async def test_a_closing_handler_writes_them(self, settings: Settings) -> None:
+        stream = self.ours_alone(settings)
+        self.access("/last")
+        logging.getLogger().handlers[0].close()
+        assert [line["route"] for line in lines(stream)] == ["/last"]
+
+    def test_without_an_event_loop_they_are_written_at_once(self, settings: Settings) -> None:
+        stream = self.ours_alone(settings)
+        self.access("/sync")
+        assert [line["route"] for line in lines(stream)] == ["/sync"]
 
 
 def _ts(value: str) -> float:

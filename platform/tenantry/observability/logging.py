@@ -10,6 +10,7 @@ process it spawns (`tenantry serve --workers N`); `configure_logging()` applies 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import logging.config
@@ -24,6 +25,8 @@ from tenantry.config import Settings
 from tenantry.context import job_id_var, request_id_var, tenant_id_var, user_id_var
 
 REDACTED = "[REDACTED]"
+ACCESS_LINES_HELD_SECONDS = 0.05
+ACCESS_LINES_HELD = 256
 
 # Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings,
 # dict reprs, `extra` fields). Matched case-insensitively as a whole key name.
@@ -218,7 +221,18 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
     tests/observability/test_logging.py compares them) in one step; anywhere else (a
     test's capture handler, an added filter, the development format) the line takes
     the ordinary path.
+
+    Access lines are held back for up to `ACCESS_LINES_HELD_SECONDS`
+    (`ACCESS_LINES_HELD` at most) and written together, as nginx's `access_log …
+    buffer= flush=` does: a write and a flush per line were 6 % of a cached read's CPU
+    (py-spy under `wrk -c32`). Any other record, a flush and the handler's close write
+    them first, so lines keep their order and none is lost at shutdown; a process
+    killed outright loses at most the last 50 ms of access lines.
     """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
 
     def as_configured(self) -> bool:
         filters = self.filters
@@ -244,15 +258,45 @@ class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if job_id is not None:
             entry["job_id"] = job_id
         entry["component"] = context.component
-        line = orjson.dumps(entry, default=str).decode()
+        pending = self._pending
+        pending.append(orjson.dumps(entry, default=str).decode() + self.terminator)
+        if len(pending) >= ACCESS_LINES_HELD:
+            self.write_pending()
+        elif len(pending) == 1:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to come back: write it now
+                self.write_pending()
+            else:
+                loop.call_later(ACCESS_LINES_HELD_SECONDS, self.write_pending)
+
+    def write_pending(self) -> None:
+        """Write the access lines held back, in one write and one flush."""
+        pending = self._pending
+        if not pending:
+            return
+        text = "".join(pending)
+        pending.clear()
         self.acquire()
         try:
-            self.stream.write(line + self.terminator)
-            self.flush()
+            self.stream.write(text)
+            super().flush()
         except Exception:
-            self.handleError(logging.makeLogRecord({"msg": line}))
+            self.handleError(logging.makeLogRecord({"msg": text}))
         finally:
             self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write_pending()  # lines stay in the order they were logged
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.write_pending()
+        super().flush()
+
+    def close(self) -> None:
+        self.write_pending()
+        super().close()
 
 
 class DevFormatter(logging.Formatter):
