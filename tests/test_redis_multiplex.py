@@ -178,6 +178,22 @@ async def test_a_redis_that_stops_answering_times_out_every_waiting_command(
     await multiplexed.close()
 
 
+async def test_a_command_is_given_its_whole_timeout_from_when_it_was_sent(
+    silent: SilentServer,
+) -> None:
+    multiplexed = Multiplexed(silent.url, timeout=0.4)
+    first = asyncio.create_task(multiplexed.execute("GET", "a"))
+    await silent.commands_received(1)
+    silent.writers[0].write(b"$1\r\nA\r\n")
+    assert await first == b"A"
+    await asyncio.sleep(0.25)  # the first command's deadline passes while the next waits
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    with pytest.raises(redis_exc.TimeoutError):
+        await multiplexed.execute("GET", "b")
+    assert 0.35 < loop.time() - sent < 1.5
+
+
 async def test_a_redis_that_is_down_is_a_connection_error() -> None:
     multiplexed = Multiplexed("redis://127.0.0.1:1/0", timeout=0.5)
     with pytest.raises(redis_exc.ConnectionError):

@@ -8,8 +8,9 @@ commands of one connection in the order they came, so a process can send every
 request's command down one connection as it comes and hand each reply to the oldest
 waiting request: a future per command, an `asyncio.Protocol` that feeds what arrives
 to hiredis' reader (the parser redis-py itself uses) and resolves the futures in order.
-Nothing is checked out, nothing is locked, and replies that arrive together are parsed
-in one turn of the loop.
+Nothing is checked out, nothing is locked, commands sent during one turn of the loop
+leave in one write, replies that arrive together are parsed in one turn, and one timer
+per connection (not one per command) keeps the timeout.
 
 Only plain TCP (`redis://`); TLS and unix sockets keep redis-py. Failure is what a
 redis-py command would raise (`redis.exceptions.ConnectionError`, `TimeoutError`,
@@ -40,17 +41,57 @@ def pack(args: tuple[Arg, ...]) -> bytes:
     return b"".join(out)
 
 
-class _Replies(asyncio.Protocol):
-    """Hands each parsed reply to the oldest command still waiting for one."""
+class _Connection(asyncio.Protocol):
+    """Sends commands as they come and hands each parsed reply to the oldest command
+    still waiting for one.
 
-    def __init__(self) -> None:
+    Commands sent during one turn of the event loop leave in one write, at the end of
+    the turn. One timer per connection, not one per command, watches the oldest
+    command's deadline: past it, the connection is failed.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout = timeout
         self.reader = hiredis.Reader(
             protocolError=redis_exc.InvalidResponse, replyError=redis_exc.ResponseError
         )
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
+        self.watchdog: asyncio.TimerHandle | None = None
         self.lost = False
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        """The future of `command`'s reply; it fails if the reply is late or the
+        connection is lost."""
+        future = self.loop.create_future()
+        if self.lost:
+            future.set_exception(redis_exc.ConnectionError("Connection to Redis lost"))
+            return future
+        deadline = self.loop.time() + self.timeout
+        self.waiting.append((future, deadline))
+        self.outgoing.append(command)
+        if len(self.outgoing) == 1:
+            self.loop.call_soon(self._write)
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_at(deadline, self._watch)
+        return future
+
+    def _write(self) -> None:
+        outgoing, self.outgoing = self.outgoing, []
+        if not self.lost and self.transport is not None:
+            self.transport.write(b"".join(outgoing))
+
+    def _watch(self) -> None:
+        self.watchdog = None
+        if not self.waiting:
+            return
+        _, deadline = self.waiting[0]
+        if self.loop.time() >= deadline:
+            self.fail(redis_exc.TimeoutError("Timeout reading from Redis"))
+        else:
+            self.watchdog = self.loop.call_at(deadline, self._watch)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
@@ -68,7 +109,7 @@ class _Replies(asyncio.Protocol):
             if not self.waiting:  # a reply nobody asked for: the stream is out of step
                 self.fail(redis_exc.ConnectionError("Unexpected reply from Redis"))
                 return
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():  # its caller may have given up (cancelled)
                 future.set_result(reply)
 
@@ -84,8 +125,11 @@ class _Replies(asyncio.Protocol):
             self.transport.abort()
 
     def _fail_waiting(self, error: redis_exc.RedisError) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
 
@@ -106,15 +150,19 @@ class Multiplexed:
         if int(options.get("db", 0)):
             hello.append(("SELECT", int(options["db"])))
         self._hello = hello
-        self._replies: _Replies | None = None
-        self._connecting: asyncio.Future[_Replies] | None = None
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Future[_Connection] | None = None
 
     async def execute(self, *args: Arg) -> Any:
         """Send one command and wait for its reply (an error reply raises)."""
-        replies = self._replies
-        if replies is None or replies.lost or replies.loop is not asyncio.get_running_loop():
-            replies = await self._connect()
-        reply = await self._send(replies, pack(args))
+        connection = self._connection
+        if (
+            connection is None
+            or connection.lost
+            or connection.loop is not asyncio.get_running_loop()
+        ):
+            connection = await self._connect()
+        reply = await connection.send(pack(args))
         if isinstance(reply, redis_exc.ResponseError):
             if str(reply).startswith("NOSCRIPT"):
                 raise redis_exc.NoScriptError(str(reply))
@@ -122,23 +170,11 @@ class Multiplexed:
         return reply
 
     async def close(self) -> None:
-        replies, self._replies = self._replies, None
-        if replies is not None and replies.transport is not None:
-            replies.transport.close()
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.transport is not None:
+            connection.transport.close()
 
-    async def _send(self, replies: _Replies, command: bytes) -> Any:
-        assert replies.transport is not None
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        replies.waiting.append(future)
-        replies.transport.write(command)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:
-            replies.fail(redis_exc.TimeoutError("Timeout reading from Redis"))
-            raise redis_exc.TimeoutError("Timeout reading from Redis") from None
-
-    async def _connect(self) -> _Replies:
+    async def _connect(self) -> _Connection:
         # Requests that find no connection wait for the one being made.
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
@@ -149,17 +185,19 @@ class Multiplexed:
             if connecting.done():
                 self._connecting = None
 
-    async def _open(self) -> _Replies:
+    async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                _, replies = await loop.create_connection(_Replies, self.host, self.port)
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self.timeout), self.host, self.port
+                )
         except (OSError, TimeoutError) as exc:
             raise redis_exc.ConnectionError(f"Error connecting to Redis: {exc!r}") from exc
         for command in self._hello:
-            reply = await self._send(replies, pack(command))
+            reply = await connection.send(pack(command))
             if isinstance(reply, redis_exc.ResponseError):
-                replies.fail(redis_exc.ConnectionError(str(reply)))
+                connection.fail(redis_exc.ConnectionError(str(reply)))
                 raise redis_exc.AuthenticationError(str(reply))
-        self._replies = replies
-        return replies
+        self._connection = connection
+        return connection
