@@ -46,6 +46,7 @@ MODULES = {
     "tenantry.kit": CORE,
     "tenantry.observability": CORE,
     "tenantry.redis_client": CORE,
+    "tenantry.redis_multiplex": CORE,  # the shared connection the admission script rides
     "tenantry.embedded": CORE,
     "tenantry.migrations": CORE,
     "tenantry.notifications.templates": CORE,
