@@ -16,7 +16,7 @@ from redis import exceptions as redis_exc
 from tenantry.config import Settings
 from tenantry.ratelimit import Bucket, RateLimiter
 from tenantry.redis_client import GuardedRedis
-from tenantry.redis_multiplex import Multiplexed
+from tenantry.redis_multiplex import Multiplexed, pack
 
 
 def multiplexed_of(redis: ArqRedis) -> Multiplexed:
@@ -84,7 +84,7 @@ async def test_a_killed_connection_fails_its_commands_and_the_next_one_reconnect
 ) -> None:
     multiplexed = multiplexed_of(redis)
     own_id = await multiplexed.execute("CLIENT", "ID")
-    await redis.execute_command("CLIENT", "KILL", "ID", own_id)
+    await redis.client_kill_filter(_id=own_id)
     with contextlib.suppress(redis_exc.ConnectionError):
         # Sent before the loop noticed the close: it fails, never hangs.
         await multiplexed.execute("PING")
@@ -192,6 +192,35 @@ async def test_a_command_is_given_its_whole_timeout_from_when_it_was_sent(
     with pytest.raises(redis_exc.TimeoutError):
         await multiplexed.execute("GET", "b")
     assert 0.35 < loop.time() - sent < 1.5
+
+
+async def test_it_signs_in_and_selects_the_database_before_the_first_command(
+    silent: SilentServer,
+) -> None:
+    url = silent.url.replace("redis://", "redis://ops:s3cret@").removesuffix("/0") + "/3"
+    multiplexed = Multiplexed(url, timeout=5)
+    ping = asyncio.create_task(multiplexed.execute("PING"))
+    await silent.commands_received(1)
+    assert silent.received == pack(("AUTH", "ops", "s3cret"))
+    silent.writers[0].write(b"+OK\r\n")
+    await silent.commands_received(2)
+    assert silent.received.endswith(pack(("SELECT", 3)))
+    silent.writers[0].write(b"+OK\r\n")
+    await silent.commands_received(3)
+    assert silent.received.endswith(pack(("PING",)))
+    silent.writers[0].write(b"+PONG\r\n")
+    assert await ping == b"PONG"
+    await multiplexed.close()
+
+
+async def test_a_refused_password_is_an_authentication_error(silent: SilentServer) -> None:
+    multiplexed = Multiplexed(silent.url.replace("redis://", "redis://:wrong@"), timeout=5)
+    ping = asyncio.create_task(multiplexed.execute("PING"))
+    await silent.commands_received(1)
+    silent.writers[0].write(b"-WRONGPASS invalid username-password pair\r\n")
+    with pytest.raises(redis_exc.AuthenticationError):
+        await ping
+    await multiplexed.close()
 
 
 async def test_a_redis_that_is_down_is_a_connection_error() -> None:
