@@ -37,6 +37,35 @@ class TestSignUp:
         assert [e["field"] for e in response.json()["errors"]] == ["body.email"]
 
     @pytest.mark.parametrize(
+        ("sent", "stored"),
+        [
+            # `.test` is where documentation, test suites and fuzzers put addresses;
+            # `format: email` in the document allows it, so the server does too.
+            ("ada@example.test", "ada@example.test"),
+            (" Ada@Example.COM ", "Ada@example.com"),  # the domain is case-insensitive
+            ("o'brien+tag@mail.example.org", "o'brien+tag@mail.example.org"),
+        ],
+    )
+    async def test_an_email_is_judged_by_its_syntax(
+        self, client: httpx.AsyncClient, sent: str, stored: str
+    ) -> None:
+        response = await client.post("/api/v1/users/", json=new_account(email=sent))
+        assert response.status_code == 201, response.text
+        assert response.json()["email"] == stored
+
+    @pytest.mark.parametrize(
+        "email", ["ada@localhost", "ada@mail.invalid", "ada@@example.com", "ada@"]
+    )
+    async def test_an_address_no_mail_can_reach_is_422(
+        self, client: httpx.AsyncClient, email: str
+    ) -> None:
+        response = await client.post("/api/v1/users/", json=new_account(email=email))
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert error["field"] == "body.email"
+        assert "not a valid email address" in error["message"]
+
+    @pytest.mark.parametrize(
         ("password", "rule"),
         [
             ("Sh0rt!", "at least 8"),

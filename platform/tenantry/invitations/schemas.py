@@ -4,15 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from tenantry.kit.pagination import PageParams
-from tenantry.kit.schemas import ReadSchema, Schema, trimmed
+from tenantry.kit.schemas import Email, ReadSchema, Schema, trimmed
 from tenantry.models import InvitationStatus, Role
 
 
 class InvitationCreate(Schema):
-    email: EmailStr
+    email: Email
     role: Role = Role.MEMBER
 
 

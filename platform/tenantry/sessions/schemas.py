@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
 from tenantry.auth.passwords import Password
-from tenantry.kit.schemas import Schema, not_null
+from tenantry.kit.schemas import Email, Schema, not_null
 
 
 class LoginForm(BaseModel):
@@ -46,7 +46,7 @@ class SwitchTenantRequest(Schema):
 
 
 class PasswordResetRequest(Schema):
-    email: EmailStr = Field(max_length=320)
+    email: Email = Field(max_length=320)
 
 
 class PasswordResetConfirm(Schema):

@@ -10,7 +10,6 @@ from typing import Annotated, NamedTuple
 from pydantic import (
     AfterValidator,
     ConfigDict,
-    EmailStr,
     Field,
     WithJsonSchema,
     computed_field,
@@ -18,7 +17,7 @@ from pydantic import (
 )
 
 from tenantry.auth.passwords import Password
-from tenantry.kit.schemas import ReadSchema, Schema, not_null
+from tenantry.kit.schemas import Email, ReadSchema, Schema, not_null
 from tenantry.models import Role
 
 _USERNAME = re.compile(r"[A-Za-z0-9_-]{3,50}")
@@ -46,7 +45,7 @@ Username = Annotated[
 
 
 class UserCreate(Schema):
-    email: EmailStr = Field(max_length=320)
+    email: Email = Field(max_length=320)
     username: Username
     password: Password
     full_name: str = Field(default="", max_length=200)
