@@ -1,12 +1,9 @@
 """Schemathesis hooks for the live contract run (loaded through SCHEMATHESIS_HOOKS).
 
-They teach the generator two facts a schema cannot carry, and nothing else:
+They teach the generator what a schema cannot carry, and nothing else. Emails come from
+schemathesis' own `format: email` strategy, as an outside run's do (the server accepts
+every address it draws, `.test` domains included: `kit.schemas.check_email`).
 
-- `format: email` means what email-validator accepts (no special-use domains such as
-  `.test`), as the server validates it, and what schemathesis' own format check
-  (jsonschema-rs) accepts too: that one refuses an ACE prefix in mixed case (`Xn--…`),
-  which email-validator, like IDNA, reads as `xn--`; a value only the server accepts
-  would be reported as a schema-violating request accepted;
 - values only the server can mint are not invented for schema-valid cases: a `cursor`
   is an opaque `next_cursor` a list returned, and an `Idempotency-Key` is fresh per
   request (a repeated key with another body is, by design, a 422);
@@ -22,25 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import jsonschema_rs
 import schemathesis
-from email_validator import EmailNotValidError, validate_email
-from hypothesis import strategies as st
-
-_SCHEMA_EMAIL = jsonschema_rs.validator_for(
-    {"type": "string", "format": "email"}, validate_formats=True
-)
-
-
-def _accepted(address: str) -> bool:
-    try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError:
-        return False
-    return len(address) <= 320 and _SCHEMA_EMAIL.is_valid(address)
-
-
-schemathesis.openapi.format("email", st.emails().filter(_accepted))
 
 
 def _integers(value: Any) -> Any:
