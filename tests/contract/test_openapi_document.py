@@ -6,6 +6,7 @@ The live checks (schemathesis, a generated client) are in `test_live_contract.py
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -115,8 +116,17 @@ def test_headers_are_documented(doc: Doc) -> None:
         "Idempotent-Replayed"
         in doc["paths"]["/api/v1/projects"]["post"]["responses"]["201"]["headers"]
     )
-    parameters = {p["name"] for p in task["patch"]["parameters"]}
-    assert "If-Match" in parameters
+    parameters = {p["name"]: p for p in task["patch"]["parameters"]}
+    assert parameters["If-Match"]["schema"]["type"] == "string"
+
+
+def test_no_header_is_declared_nullable(doc: Doc) -> None:
+    """A header is a string or absent: a schema allowing null let generated clients and
+    fuzzers send the text `null` (a malformed If-Match: 412)."""
+    for method, path, operation in operations(doc):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "header":
+                assert "null" not in json.dumps(parameter["schema"]), (method, path, parameter)
 
 
 def test_non_json_bodies(doc: Doc) -> None:

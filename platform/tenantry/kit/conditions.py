@@ -9,12 +9,23 @@ writers holding the same tag cannot both win: the second sees the first one's ve
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
 
 from tenantry.kit.openapi import declares
 from tenantry.kit.precondition import IF_MATCH_PATTERN, Precondition, parse_if_match
+from tenantry.kit.schemas import not_null
+
+
+def _if_match_schema(schema: dict[str, Any]) -> None:
+    # A header is a string or absent, never null: without this the document said
+    # `anyOf: [string, null]`, and a client generated from it (or a fuzzer) sent the
+    # text `null`, which is a malformed tag (412).
+    not_null(schema)
+    # Documented, not enforced by validation: a malformed tag is a failed
+    # precondition (412), not a 422.
+    schema["pattern"] = IF_MATCH_PATTERN
 
 
 @declares(412)
@@ -25,9 +36,7 @@ async def if_match(
             alias="If-Match",
             description="Write only if the object's current ETag is one of these (or `*`: "
             "if it exists); otherwise 412 and nothing changes. Malformed: 412 too.",
-            # Documented, not enforced by validation: a malformed tag is a failed
-            # precondition (412), not a 422.
-            json_schema_extra={"pattern": IF_MATCH_PATTERN},
+            json_schema_extra=_if_match_schema,
         ),
     ] = None,
 ) -> Precondition | None:
