@@ -15,7 +15,7 @@ from redis import exceptions as redis_exc
 
 from tenantry.config import Settings
 from tenantry.ratelimit import Bucket, RateLimiter
-from tenantry.redis_client import GuardedRedis
+from tenantry.redis_client import GuardedRedis, create_redis
 from tenantry.redis_multiplex import Multiplexed, pack
 
 
@@ -221,6 +221,41 @@ async def test_a_refused_password_is_an_authentication_error(silent: SilentServe
     with pytest.raises(redis_exc.AuthenticationError):
         await ping
     await multiplexed.close()
+
+
+async def test_a_connection_that_died_under_a_command_is_retried_once_without_opening_the_breaker(
+    settings: Settings,
+) -> None:
+    """A restarted Redis: the shared connection is dead, which shows only when a command
+    is sent on it. The API client sends it once more on a new connection, and the
+    breaker (which would fail every tenant call's admission open for a second) stays
+    closed."""
+    connections = 0
+
+    async def restarted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(65536)
+        if connections == 1:
+            writer.transport.abort()  # the old Redis: gone under the command
+        else:
+            writer.write(b"+PONG\r\n")
+            await writer.drain()
+            await reader.read(65536)
+        writer.close()
+
+    server = await asyncio.start_server(restarted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    redis = create_redis(settings, url=f"redis://127.0.0.1:{port}/0")
+    try:
+        multiplexed = multiplexed_of(redis)
+        assert isinstance(redis, GuardedRedis)
+        assert await redis.guarded(lambda: multiplexed.execute("PING")) == b"PONG"
+        assert connections == 2
+        assert not redis.breaker.is_open
+    finally:
+        await redis.aclose()
+        server.close()
 
 
 async def test_a_redis_that_is_down_is_a_connection_error() -> None:

@@ -183,12 +183,7 @@ class RateLimiter:
         keys.extend(generations)
         args.extend((len(reads) + len(generations), len(generations), generation_ttl))
         try:
-            try:
-                reply = await self._run(keys, args)
-            except redis_exc.ConnectionError:
-                # A pooled connection that died with a restarted Redis fails once; a new
-                # one is refused at once if Redis is really down, or works if it is back.
-                reply = await self._run(keys, args)
+            reply = await self._run(keys, args)
         except redis_exc.TimeoutError as exc:
             self._skip_until = time.monotonic() + self.settings.rate_limit_backoff_seconds
             raise LimiterUnavailable(type(exc).__name__) from exc
@@ -198,6 +193,8 @@ class RateLimiter:
         return (_quota(tuple(buckets), reply) if buckets else None), read
 
     async def _run(self, keys: list[str], args: list[int]) -> Any:
+        """The script, down the shared connection where there is one (`GuardedRedis`
+        retries a dead connection once, under its breaker, either way)."""
         redis = self.redis
         if not isinstance(redis, GuardedRedis) or redis.multiplexed is None:
             return await self._script(keys=keys, args=args)  # TLS, a unix socket, fakeredis
@@ -211,7 +208,7 @@ class RateLimiter:
                 # A restarted or flushed Redis: EVAL loads it again.
                 return await multiplexed.execute("EVAL", _SCRIPT, len(keys), *keys, *args)
 
-        return await redis.breaker.guard(evalsha)
+        return await redis.guarded(evalsha)
 
     def unavailable(self, rule: str, reason: BaseException, outcome: str) -> None:
         """Log a Redis outage at most once per interval per rule, with how many

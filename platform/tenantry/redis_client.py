@@ -235,16 +235,21 @@ class GuardedRedis(ArqRedis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         send = super().execute_command
+        return await self.guarded(lambda: send(*args, **options))  # type: ignore[no-untyped-call]
 
-        async def once_more_on_a_dead_connection() -> Any:
+    async def guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` under the breaker, tried once more if its connection was found dead:
+        a connection that died with a restarted Redis fails once; a new one is refused
+        at once if Redis is really down, or works if it is back. Only the second
+        failure counts against the breaker."""
+
+        async def once_more_on_a_dead_connection() -> T:
             try:
-                return await send(*args, **options)  # type: ignore[no-untyped-call]
+                return await call()
             except redis_exc.TimeoutError:
                 raise
             except redis_exc.ConnectionError:
-                # A pooled connection that died with a restarted Redis fails once; a new
-                # one is refused at once if Redis is really down, or works if it is back.
-                return await send(*args, **options)  # type: ignore[no-untyped-call]
+                return await call()
 
         return await self.breaker.guard(once_more_on_a_dead_connection)
 

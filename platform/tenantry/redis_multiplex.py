@@ -182,7 +182,7 @@ class Multiplexed:
         try:
             return await asyncio.shield(connecting)
         finally:
-            if connecting.done():
+            if connecting.done() and self._connecting is connecting:
                 self._connecting = None
 
     async def _open(self) -> _Connection:
